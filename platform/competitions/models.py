@@ -1,0 +1,105 @@
+from django.db import models
+from django.utils import timezone
+
+
+class Challenge(models.Model):
+    slug = models.SlugField(unique=True)
+    title = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    max_team_size = models.PositiveIntegerField(default=5)
+    organizers = models.ManyToManyField("auth.User", related_name="organized_challenges", blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Phase(models.Model):
+    class Kind(models.TextChoices):
+        DEVELOPMENT = "development", "Development"
+        VALIDATION = "validation", "Validation"
+        TEST = "test", "Test"
+
+    class Visibility(models.TextChoices):
+        PUBLIC = "public", "Public as scores come"
+        TEAM = "team", "Visible to the team only"
+        HIDDEN = "hidden", "Hidden until published"
+
+    class Selection(models.TextChoices):
+        BEST = "best", "Best valid submission"
+        LATEST = "latest", "Latest scored submission"
+        SELECTED = "selected", "The submission the team selects"
+
+    challenge = models.ForeignKey(Challenge, on_delete=models.CASCADE, related_name="phases")
+    slug = models.SlugField()
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.DEVELOPMENT)
+    order = models.PositiveIntegerField(default=0)
+    opens_at = models.DateTimeField(default=timezone.now)
+    closes_at = models.DateTimeField(null=True, blank=True)
+    max_per_day = models.PositiveIntegerField(default=10)
+    max_total = models.PositiveIntegerField(default=100)
+    max_running = models.PositiveIntegerField(default=2)
+    max_archive_bytes = models.BigIntegerField(default=2 * 1024**3)
+    scoring_profile = models.CharField(max_length=64, default="ntire2025-no-qalign")
+    # The profile as it was when the phase was set up; results keep their own copy too.
+    profile_snapshot = models.JSONField(default=dict)
+    shown_metrics = models.JSONField(default=list, blank=True)  # empty: all metrics of the profile
+    visibility = models.CharField(max_length=10, choices=Visibility.choices, default=Visibility.PUBLIC)
+    published = models.BooleanField(default=False)
+    selection = models.CharField(max_length=10, choices=Selection.choices, default=Selection.BEST)
+
+    class Meta:
+        ordering = ["challenge", "order", "id"]
+        constraints = [models.UniqueConstraint(fields=["challenge", "slug"], name="unique_phase_slug")]
+
+    def __str__(self) -> str:
+        return f"{self.challenge.slug}/{self.slug}"
+
+    def is_open(self, at=None) -> bool:
+        at = at or timezone.now()
+        return self.opens_at <= at and (self.closes_at is None or at < self.closes_at)
+
+    @property
+    def scores_public(self) -> bool:
+        return self.visibility == self.Visibility.PUBLIC or (
+            self.visibility == self.Visibility.HIDDEN and self.published
+        )
+
+
+class InputDataset(models.Model):
+    """One source dataset of a phase's input set (CelebA, LFW-Test, ...)."""
+
+    phase = models.ForeignKey(Phase, on_delete=models.CASCADE, related_name="datasets")
+    name = models.CharField(max_length=100)
+    identity_threshold = models.FloatField()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["phase", "name"], name="unique_dataset_per_phase")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class InputImage(models.Model):
+    dataset = models.ForeignKey(InputDataset, on_delete=models.CASCADE, related_name="images")
+    stem = models.CharField(max_length=200)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    file = models.FileField(upload_to="inputs/%Y/")
+    sha256 = models.CharField(max_length=64)
+    # Five points (left eye, right eye, nose, mouth corners) and the face box, 512x512 pixel coordinates.
+    landmarks = models.JSONField()
+    box = models.JSONField(default=list)
+
+    class Meta:
+        ordering = ["dataset__name", "stem"]
+        constraints = [models.UniqueConstraint(fields=["dataset", "stem"], name="unique_stem_per_dataset")]
+
+    @property
+    def relpath(self) -> str:
+        return f"{self.dataset.name}/{self.stem}.png"

@@ -1,0 +1,68 @@
+"""Writes for challenges and phases: create them, load a phase's input set."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from django.core.files import File
+from django.db import transaction
+
+from competitions.models import Challenge, InputDataset, InputImage, Phase
+from scoring.inputs import InputSetError, check_landmarks_cover, read_landmarks, scan_inputs
+from scoring.profile import NTIRE2025_THRESHOLDS, get_profile
+
+
+def create_challenge(*, slug: str, title: str, description: str = "", max_team_size: int = 5,
+                     organizers=()) -> Challenge:
+    challenge = Challenge.objects.create(slug=slug, title=title, description=description,
+                                         max_team_size=max_team_size)
+    challenge.organizers.set(organizers)
+    return challenge
+
+
+def create_phase(*, challenge: Challenge, slug: str, name: str, scoring_profile: str, **fields) -> Phase:
+    profile = get_profile(scoring_profile)  # unknown names fail here, before anything is stored
+    return Phase.objects.create(challenge=challenge, slug=slug, name=name, scoring_profile=profile.name,
+                                profile_snapshot=profile.to_dict(), **fields)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_input_set(phase: Phase, folder: Path, landmarks_csv: Path,
+                   thresholds: dict[str, float] | None = None) -> int:
+    """Replace the phase's input set with ``folder/<Dataset>/<stem>.png`` and their landmarks.
+
+    Everything is checked before anything is written; a bad folder or CSV changes nothing.
+    """
+    images = scan_inputs(folder)
+    landmarks = read_landmarks(landmarks_csv)
+    check_landmarks_cover(images, landmarks)
+    profile_thresholds = dict(phase.profile_snapshot.get("identity_thresholds") or NTIRE2025_THRESHOLDS)
+    profile_thresholds.update(thresholds or {})
+    unknown = sorted({img.dataset for img in images} - set(profile_thresholds))
+    if unknown:
+        raise InputSetError(f"no identity threshold for dataset(s): {', '.join(unknown)}")
+    with transaction.atomic():
+        phase.datasets.all().delete()
+        datasets = {
+            name: InputDataset.objects.create(phase=phase, name=name, identity_threshold=profile_thresholds[name])
+            for name in sorted({img.dataset for img in images})
+        }
+        for img in images:
+            lm = landmarks[img.stem]
+            row = InputImage(dataset=datasets[img.dataset], stem=img.stem, width=img.width, height=img.height,
+                             sha256=_sha256(img.path), landmarks=[list(p) for p in lm.points], box=list(lm.box))
+            with open(img.path, "rb") as handle:
+                row.file.save(f"{phase.pk}-{img.dataset}-{img.stem}.png", File(handle), save=False)
+            row.save()
+        if profile_thresholds != phase.profile_snapshot.get("identity_thresholds"):
+            phase.profile_snapshot = {**phase.profile_snapshot, "identity_thresholds": profile_thresholds}
+            phase.save(update_fields=["profile_snapshot"])
+    return len(images)

@@ -1,0 +1,32 @@
+from django.shortcuts import get_object_or_404, render
+
+from competitions import selectors
+from competitions.models import Challenge, Phase
+from leaderboard.selectors import is_organizer
+from submissions.selectors import team_submissions
+from submissions.services import quota_status
+from teams.services import team_of
+
+
+def home(request):
+    return render(request, "home.html", {"challenges": selectors.open_challenges()})
+
+
+def challenge_detail(request, slug):
+    challenge = get_object_or_404(Challenge, slug=slug)
+    return render(request, "challenge.html", {
+        "challenge": challenge, "phases": challenge.phases.all(), "team": team_of(request.user, challenge),
+    })
+
+
+def phase_detail(request, slug, phase):
+    phase = get_object_or_404(Phase.objects.select_related("challenge"), challenge__slug=slug, slug=phase)
+    team = team_of(request.user, phase.challenge)
+    context = {
+        "challenge": phase.challenge, "phase": phase, "team": team,
+        "datasets": selectors.input_set_summary(phase), "organizer": is_organizer(request.user, phase),
+    }
+    if team:
+        context["submissions"] = team_submissions(phase, team)
+        context["quota"] = quota_status(phase, team)
+    return render(request, "phase.html", context)

@@ -1,0 +1,49 @@
+from accounts import views as account_views
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.http import JsonResponse
+from django.urls import path
+
+from competitions import views as competition_views
+from leaderboard import views as leaderboard_views
+from submissions import api
+from submissions import views as submission_views
+from teams import views as team_views
+
+
+def health(request):
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return JsonResponse({"status": "ok"})
+
+
+urlpatterns = [
+    path("", competition_views.home, name="home"),
+    path("healthz", health, name="health"),
+    path("admin/", admin.site.urls),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/signup/", account_views.signup, name="signup"),
+    path("accounts/token/", account_views.api_token, name="api-token"),
+    path("accounts/token/regenerate/", account_views.regenerate_token, name="api-token-regenerate"),
+    path("c/<slug:slug>/", competition_views.challenge_detail, name="challenge-detail"),
+    path("c/<slug:slug>/teams/new/", team_views.create, name="team-create"),
+    path("c/<slug:slug>/p/<slug:phase>/", competition_views.phase_detail, name="phase-detail"),
+    path("c/<slug:slug>/p/<slug:phase>/submit/", submission_views.upload, name="submission-upload"),
+    path("c/<slug:slug>/p/<slug:phase>/leaderboard/", leaderboard_views.leaderboard, name="leaderboard"),
+    path("c/<slug:slug>/p/<slug:phase>/leaderboard.json", leaderboard_views.leaderboard_json,
+         name="leaderboard-json"),
+    path("teams/<int:pk>/", team_views.detail, name="team-detail"),
+    path("teams/<int:pk>/invite/", team_views.invite, name="team-invite"),
+    path("teams/<int:pk>/leave/", team_views.leave, name="team-leave"),
+    path("teams/join/<str:token>/", team_views.join, name="team-join"),
+    path("submissions/<int:pk>/", submission_views.detail, name="submission-detail"),
+    path("submissions/<int:pk>/status.json", submission_views.status_json, name="submission-status"),
+    path("submissions/<int:pk>/select/", submission_views.select, name="submission-select"),
+    path("api/v1/challenges", api.challenges, name="api-challenges"),
+    path("api/v1/phases/<int:phase_id>/submissions", api.submit, name="api-submit"),
+    path("api/v1/phases/<int:phase_id>/leaderboard", api.leaderboard, name="api-leaderboard"),
+    path("api/v1/submissions/<int:pk>", api.submission, name="api-submission"),
+]

@@ -1,0 +1,88 @@
+"""The JSON API, token-authenticated (``Authorization: Token <key>``). A few lines over services."""
+
+from __future__ import annotations
+
+from functools import wraps
+
+from accounts.models import ApiToken
+from django.http import Http404, JsonResponse
+from django.shortcuts import get_object_or_404
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods
+
+from competitions.models import Challenge, Phase
+from leaderboard.selectors import phase_leaderboard
+from submissions import selectors, services
+from submissions.models import Submission
+from teams.services import team_of
+
+
+def token_user(request):
+    header = request.headers.get("Authorization", "")
+    if header.startswith("Token "):
+        token = ApiToken.objects.select_related("user").filter(key=header[6:].strip()).first()
+        if token and token.user.is_active:
+            return token.user
+    return request.user if request.user.is_authenticated else None
+
+
+def api_view(methods: list[str], auth: bool = True):
+    def decorate(view):
+        @csrf_exempt  # token-authenticated; session users of the API still need a token
+        @require_http_methods(methods)
+        @wraps(view)
+        def wrapper(request, *args, **kwargs):
+            user = token_user(request)
+            if auth and (user is None or (not request.headers.get("Authorization") and request.method != "GET")):
+                return JsonResponse({"error": "authentication required: send 'Authorization: Token <key>'"},
+                                    status=401)
+            request.api_user = user
+            try:
+                return view(request, *args, **kwargs)
+            except Http404:
+                return JsonResponse({"error": "not found"}, status=404)
+        return wrapper
+    return decorate
+
+
+@api_view(["GET"], auth=False)
+def challenges(request):
+    data = [{"slug": c.slug, "title": c.title, "phases": [
+        {"id": p.pk, "slug": p.slug, "name": p.name, "kind": p.kind, "open": p.is_open(),
+         "opens_at": p.opens_at.isoformat(), "closes_at": p.closes_at.isoformat() if p.closes_at else None,
+         "scoring_profile": p.scoring_profile} for p in c.phases.all()]}
+            for c in Challenge.objects.prefetch_related("phases")]
+    return JsonResponse({"challenges": data})
+
+
+@api_view(["POST"])
+def submit(request, phase_id):
+    phase = get_object_or_404(Phase.objects.select_related("challenge"), pk=phase_id)
+    team = team_of(request.api_user, phase.challenge)
+    if team is None:
+        return JsonResponse({"error": "you are not in a team for this challenge"}, status=403)
+    archive = request.FILES.get("archive")
+    if archive is None:
+        return JsonResponse({"error": "send the zip as the multipart field 'archive'"}, status=400)
+    try:
+        submission = services.create_submission(phase=phase, team=team, user=request.api_user, upload=archive,
+                                                description=request.POST.get("description", ""))
+    except services.SubmissionRefused as exc:
+        return JsonResponse({"error": str(exc)}, status=429 if "submissions" in str(exc) else 400)
+    return JsonResponse({"id": submission.pk, "state": submission.state,
+                         "status_url": f"/api/v1/submissions/{submission.pk}"}, status=201)
+
+
+@api_view(["GET"])
+def submission(request, pk):
+    sub = get_object_or_404(Submission.objects.select_related("phase__challenge", "team"), pk=pk)
+    if not selectors.can_view_submission(request.api_user, sub):
+        raise Http404
+    return JsonResponse(selectors.submission_status(
+        sub, include_scores=selectors.scores_visible_to_team(sub, request.api_user)))
+
+
+@api_view(["GET"], auth=False)
+def leaderboard(request, phase_id):
+    phase = get_object_or_404(Phase.objects.select_related("challenge"), pk=phase_id)
+    return JsonResponse(phase_leaderboard(phase, request.api_user).to_json())

@@ -1,0 +1,238 @@
+"""The worker's side of a submission: fetch, check, score, store. Idempotent.
+
+A redelivered task (worker killed, broker restarted) finds the submission either still
+``submitted`` (it runs), already taken by a live worker (it leaves it), or final (it
+does nothing). Results are written once: the one-to-one result row guards against a
+second copy even when two deliveries race.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import socket
+import tempfile
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from competitions.models import InputImage, Phase
+from scoring.archive import ArchiveLimits, ExpectedImage, check_and_extract
+from scoring.inputs import InputImage as ScoringInput
+from scoring.inputs import Landmarks
+from scoring.profile import ScoringProfile, get_profile
+from scoring.results import ScoreReport
+from scoring.scorer import load_models, score_restored
+from submissions import transitions
+from submissions.models import DatasetScore, ImageScore, Submission, SubmissionResult
+
+logger = logging.getLogger(__name__)
+State = Submission.State
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def phase_profile(phase: Phase) -> ScoringProfile:
+    if phase.profile_snapshot:
+        return ScoringProfile.from_dict(phase.profile_snapshot)
+    return get_profile(phase.scoring_profile)
+
+
+def local_input_set(phase: Phase) -> tuple[list[ScoringInput], dict[str, Landmarks]]:
+    """The phase's inputs as local files, downloaded once per worker and input-set version."""
+    rows = list(
+        InputImage.objects.filter(dataset__phase=phase).select_related("dataset").order_by("dataset__name", "stem")
+    )
+    if not rows:
+        raise RuntimeError(f"phase {phase} has no input set")
+    version = hashlib.sha256("".join(r.sha256 for r in rows).encode()).hexdigest()[:16]
+    root = Path(settings.FR_SCRATCH_DIR) / "inputs" / f"phase-{phase.pk}-{version}"
+    if not (root / ".complete").exists():
+        staging = Path(tempfile.mkdtemp(dir=_scratch_root()))
+        for row in rows:
+            target = staging / row.dataset.name / f"{row.stem}.png"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with default_storage.open(row.file.name, "rb") as source, open(target, "wb") as out:
+                shutil.copyfileobj(source, out, 1 << 20)
+        (staging / ".complete").touch()
+        root.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            staging.rename(root)
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)
+            if not (root / ".complete").exists():  # not just another worker process finishing first
+                raise
+    inputs = [ScoringInput(r.dataset.name, r.stem, root / r.dataset.name / f"{r.stem}.png", r.width, r.height)
+              for r in rows]
+    landmarks = {
+        r.stem: Landmarks(stem=r.stem, dataset=r.dataset.name, box=tuple(r.box or (0, 0, 0, 0)),
+                          points=tuple(tuple(p) for p in r.landmarks))
+        for r in rows
+    }
+    return inputs, landmarks
+
+
+def archive_limits(phase: Phase) -> ArchiveLimits:
+    return ArchiveLimits(max_archive_bytes=phase.max_archive_bytes)
+
+
+def run_submission(submission_id: int) -> str:
+    """Process one submission end to end; returns the state it ended in (or was found in)."""
+    if not transitions.transition(
+        submission_id, State.VALIDATING, "Checking the archive.", sources=(State.SUBMITTED,),
+        worker=worker_name(), attempts=F("attempts") + 1,
+    ):
+        return Submission.objects.filter(pk=submission_id).values_list("state", flat=True).first() or "missing"
+    submission = Submission.objects.select_related("phase").get(pk=submission_id)
+    phase = submission.phase
+    scratch = Path(tempfile.mkdtemp(prefix=f"sub-{submission_id}-", dir=_scratch_root()))
+    try:
+        try:
+            inputs, landmarks = local_input_set(phase)
+        except Exception as exc:  # infrastructure: storage unreachable, input set missing
+            return _fail(submission_id, f"Could not read the phase's input set: {exc}", infrastructure=True)
+        archive_path = scratch / "archive.zip"
+        try:
+            with default_storage.open(submission.archive.name, "rb") as source, open(archive_path, "wb") as out:
+                shutil.copyfileobj(source, out, 1 << 20)
+        except Exception as exc:
+            return _fail(submission_id, f"Could not fetch the archive from storage: {exc}", infrastructure=True)
+
+        expected = [ExpectedImage(i.relpath, i.width, i.height) for i in inputs]
+        restored = scratch / "restored"
+        report = check_and_extract(archive_path, expected, restored, archive_limits(phase))
+        archive_path.unlink(missing_ok=True)
+        if not report.ok:
+            transitions.transition(submission_id, State.REJECTED, "Archive rejected.\n" + report.summary(),
+                                   error=report.summary()[:5000])
+            return State.REJECTED
+        if not transitions.transition(
+            submission_id, State.SCORING, f"Archive valid: {report.checked_files} images. Scoring.",
+            sources=(State.VALIDATING,), progress_total=len(inputs),
+        ):
+            return Submission.objects.get(pk=submission_id).state
+
+        profile = phase_profile(phase)
+        try:
+            models = load_models(settings.FR_WEIGHTS_DIR, profile, settings.FR_SCORING_DEVICE)
+        except Exception as exc:  # missing or corrupt weights are the platform's fault
+            return _fail(submission_id, f"The scoring models could not be loaded: {exc}", infrastructure=True)
+
+        last_beat = [0.0]
+
+        def progress(done: int, total: int) -> None:
+            now = time.monotonic()
+            if now - last_beat[0] > 1.0 or done == total:
+                last_beat[0] = now
+                if not transitions.heartbeat(submission_id, progress_done=done):
+                    raise SubmissionAbandoned()
+
+        started = time.perf_counter()
+        try:
+            result = score_restored(inputs, landmarks, restored, profile, models, progress=progress)
+        except SubmissionAbandoned:
+            transitions.log(submission_id, "Scoring stopped: the submission was cancelled or taken over.")
+            return Submission.objects.get(pk=submission_id).state
+        except Exception as exc:
+            logger.exception("scoring crashed for submission %s", submission_id)
+            return _fail(submission_id, f"A metric failed while scoring: {type(exc).__name__}: {exc}",
+                         infrastructure=True)
+        seconds = time.perf_counter() - started
+        return store_result(submission_id, result, seconds)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+class SubmissionAbandoned(Exception):
+    pass
+
+
+def _scratch_root() -> Path:
+    root = Path(settings.FR_SCRATCH_DIR)
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def _fail(submission_id: int, message: str, *, infrastructure: bool) -> str:
+    fields = {"error": message[:5000]}
+    if infrastructure:
+        fields["counts_toward_quota"] = False
+        message += " This run does not count against your team's quota."
+    transitions.transition(submission_id, State.FAILED, message, **fields)
+    return State.FAILED
+
+
+def store_result(submission_id: int, report: ScoreReport, seconds: float) -> str:
+    """Write the result rows and mark the submission scored, in one transaction, once."""
+    try:
+        with transaction.atomic():
+            result = SubmissionResult.objects.create(
+                submission_id=submission_id,
+                total=report.total,
+                failed_count=report.failed_count,
+                valid=report.valid,
+                id_similarity=report.id_similarity,
+                metrics=report.overall,
+                terms=report.terms,
+                profile=report.profile,
+                weights=report.weights,
+                official_weights=report.official_weights,
+                versions=report.versions,
+                device=report.device,
+                timings=report.timings,
+            )
+            DatasetScore.objects.bulk_create(
+                DatasetScore(result=result, dataset=d.dataset, image_count=d.image_count, metrics=d.metrics,
+                             id_similarity=d.id_similarity, failed_count=d.failed_count)
+                for d in report.datasets
+            )
+            ImageScore.objects.bulk_create(
+                (ImageScore(result=result, dataset=i.dataset, stem=i.stem, metrics=i.metrics,
+                            id_similarity=i.id_similarity, id_threshold=i.id_threshold, id_failed=i.id_failed)
+                 for i in report.images),
+                batch_size=500,
+            )
+            validity = "valid" if report.valid else (
+                f"NOT valid: more than {report.profile.get('max_failed_images', 10)} images failed the identity test"
+            )
+            if not transitions.transition(
+                submission_id, State.SCORED,
+                f"Scored in {seconds:.1f} s: total {report.total:.4f}, {report.failed_count} image(s) failed the"
+                f" identity test ({validity}).",
+                sources=(State.SCORING,), progress_done=len(report.images),
+            ):
+                raise _AlreadyFinal()
+    except (IntegrityError, _AlreadyFinal):
+        # Another delivery stored the result first, or the run was cancelled meanwhile.
+        return Submission.objects.get(pk=submission_id).state
+    _notify(submission_id)
+    return State.SCORED
+
+
+class _AlreadyFinal(Exception):
+    pass
+
+
+def _notify(submission_id: int) -> None:
+    submission = Submission.objects.select_related("submitted_by", "phase").get(pk=submission_id)
+    email = submission.submitted_by.email
+    if email:
+        from django.core.mail import send_mail
+
+        send_mail(
+            f"Submission {submission_id} is {submission.state}",
+            f"Your submission {submission_id} to {submission.phase.name} is {submission.state} at "
+            f"{timezone.now():%Y-%m-%d %H:%M} UTC.",
+            None,
+            [email],
+            fail_silently=True,
+        )

@@ -1,0 +1,156 @@
+"""Writes for submissions: accept an upload, enforce limits, cancel, re-run."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.core.files.base import File
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.utils import timezone
+
+from competitions.models import Phase
+from submissions import transitions
+from submissions.models import Submission
+from teams.models import Team
+
+State = Submission.State
+
+
+class SubmissionRefused(Exception):
+    """The upload is refused; the message is shown to the participant as it is."""
+
+
+@dataclass(frozen=True)
+class QuotaStatus:
+    used_today: int
+    per_day: int
+    used_total: int
+    total: int
+    running: int
+    max_running: int
+    resets_at: datetime
+
+    @property
+    def remaining_today(self) -> int:
+        return max(0, min(self.per_day - self.used_today, self.total - self.used_total))
+
+    def refusal(self) -> str | None:
+        if self.used_total >= self.total:
+            return f"This phase allows {self.total} submissions in total and your team has used them all."
+        if self.used_today >= self.per_day:
+            return (
+                f"This phase allows {self.per_day} submissions a day; your team has used them all today. "
+                f"The count resets at {self.resets_at:%Y-%m-%d %H:%M} UTC."
+            )
+        if self.running >= self.max_running:
+            return (
+                f"Your team already has {self.running} submission(s) being processed (at most {self.max_running} "
+                "at once). Wait for one to finish."
+            )
+        return None
+
+
+def quota_status(phase: Phase, team: Team, now: datetime | None = None) -> QuotaStatus:
+    """The one place that counts a team's submissions against a phase's limits.
+
+    Runs that failed for an infrastructure reason have ``counts_toward_quota=False``: refunded.
+    """
+    now = now or timezone.now()
+    day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    counted = Submission.objects.filter(phase=phase, team=team, counts_toward_quota=True).exclude(
+        state=State.CANCELLED
+    )
+    return QuotaStatus(
+        used_today=counted.filter(created_at__gte=day_start).count(),
+        per_day=phase.max_per_day,
+        used_total=counted.count(),
+        total=phase.max_total,
+        running=Submission.objects.filter(phase=phase, team=team, state__in=Submission.ACTIVE_STATES).count(),
+        max_running=phase.max_running,
+        resets_at=day_start + timedelta(days=1),
+    )
+
+
+def _sha256_of_upload(upload: File) -> str:
+    digest = hashlib.sha256()
+    for chunk in upload.chunks():
+        digest.update(chunk)
+    upload.seek(0)
+    return digest.hexdigest()
+
+
+def create_submission(
+    *, phase: Phase, team: Team, user, upload: File, description: str = "", enqueue: bool = True
+) -> Submission:
+    """Store the archive through the storage API (streamed, chunk by chunk) and queue it."""
+    if team.challenge_id != phase.challenge_id:
+        raise SubmissionRefused("This team belongs to another challenge.")
+    if team.disqualified:
+        raise SubmissionRefused("This team has been disqualified from the challenge.")
+    if not phase.is_open():
+        raise SubmissionRefused(f"The phase {phase.name} is not open for submissions.")
+    size = upload.size or 0
+    if size == 0:
+        raise SubmissionRefused("The uploaded file is empty.")
+    if size > phase.max_archive_bytes:
+        raise SubmissionRefused(
+            f"The archive is {size / 1e6:.1f} MB; this phase accepts at most {phase.max_archive_bytes / 1e6:.1f} MB."
+        )
+    sha256 = _sha256_of_upload(upload)
+    with transaction.atomic():
+        # Lock the team row so two parallel uploads cannot both take the last slot.
+        Team.objects.select_for_update().get(pk=team.pk)
+        refusal = quota_status(phase, team).refusal()
+        if refusal:
+            raise SubmissionRefused(refusal)
+        submission = Submission(
+            phase=phase, team=team, submitted_by=user, description=description[:300],
+            archive_size=size, archive_sha256=sha256,
+        )
+        submission.archive.save(f"{phase.pk}-{team.pk}.zip", upload, save=False)
+        submission.save()
+        transitions.log(submission.pk, f"Archive received: {size} bytes, sha256 {sha256}.")
+        if enqueue:
+            transaction.on_commit(lambda: enqueue_scoring(submission.pk))
+    return submission
+
+
+def enqueue_scoring(submission_id: int) -> None:
+    from submissions.tasks import score_submission
+
+    score_submission.delay(submission_id)
+
+
+def cancel_submission(submission: Submission, by_user) -> bool:
+    return transitions.transition(
+        submission.pk, State.CANCELLED, f"Cancelled by {by_user}.", counts_toward_quota=False
+    )
+
+
+def rerun_submission(submission: Submission, by_user, reason: str = "") -> bool:
+    """Score again from the stored archive (after new weights, say); old results are replaced."""
+    from submissions.models import SubmissionResult
+
+    with transaction.atomic():
+        if not transitions.transition(
+            submission.pk, State.SUBMITTED, f"Re-run requested by {by_user}. {reason}".strip(), attempts=0,
+            error="",
+        ):
+            return False
+        SubmissionResult.objects.filter(submission=submission).delete()
+        transaction.on_commit(lambda: enqueue_scoring(submission.pk))
+    return True
+
+
+def select_submission(submission: Submission) -> None:
+    with transaction.atomic():
+        Submission.objects.filter(phase=submission.phase, team=submission.team).update(is_selected=False)
+        Submission.objects.filter(pk=submission.pk).update(is_selected=True)
+
+
+def delete_archive_if_unreferenced(name: str) -> None:
+    if name and not Submission.objects.filter(archive=name).exists():
+        default_storage.delete(name)

@@ -1,0 +1,77 @@
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from competitions.models import Challenge
+from teams import services
+from teams.models import Membership, Team
+
+
+@login_required
+def create(request, slug):
+    challenge = get_object_or_404(Challenge, slug=slug)
+    if request.method == "POST":
+        try:
+            team = services.create_team(challenge=challenge, name=request.POST.get("name", ""), user=request.user)
+        except services.TeamError as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, f"Team {team.name} created.")
+            return redirect("team-detail", pk=team.pk)
+    return render(request, "team_create.html", {"challenge": challenge})
+
+
+@login_required
+def detail(request, pk):
+    team = get_object_or_404(Team.objects.select_related("challenge"), pk=pk)
+    is_member = Membership.objects.filter(team=team, user=request.user).exists()
+    if not is_member and not request.user.is_staff:
+        raise Http404("No such team.")
+    return render(request, "team.html", {
+        "team": team, "challenge": team.challenge, "is_member": is_member,
+        "members": team.memberships.select_related("user").order_by("joined_at"),
+        "invitations": team.invitations.filter(accepted_at__isnull=True).select_related("invited_user"),
+    })
+
+
+@login_required
+@require_POST
+def invite(request, pk):
+    team = get_object_or_404(Team, pk=pk)
+    try:
+        invitation = services.invite(team=team, by_user=request.user, username=request.POST.get("username") or None)
+    except services.TeamError as exc:
+        messages.error(request, str(exc))
+    else:
+        link = request.build_absolute_uri(f"/teams/join/{invitation.token}/")
+        who = f" for {invitation.invited_user.username}" if invitation.invited_user else ""
+        messages.success(request, f"Invitation{who} created: {link}")
+    return redirect("team-detail", pk=pk)
+
+
+@login_required
+def join(request, token):
+    if request.method == "POST":
+        try:
+            team = services.join(token=token, user=request.user)
+        except services.TeamError as exc:
+            messages.error(request, str(exc))
+            return redirect("home")
+        messages.success(request, f"You joined {team.name}.")
+        return redirect("team-detail", pk=team.pk)
+    return render(request, "team_join.html", {"token": token})
+
+
+@login_required
+@require_POST
+def leave(request, pk):
+    team = get_object_or_404(Team, pk=pk)
+    try:
+        services.leave(team=team, user=request.user)
+    except services.TeamError as exc:
+        messages.error(request, str(exc))
+        return redirect("team-detail", pk=pk)
+    messages.success(request, f"You left {team.name}.")
+    return redirect("challenge-detail", slug=team.challenge.slug)

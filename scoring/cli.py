@@ -1,0 +1,159 @@
+"""``python -m scoring``: check, score, rank, and manage weights, as the server does."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+
+def _score(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from scoring.archive import ArchiveLimits, check_and_extract, expected_from_inputs
+    from scoring.inputs import InputSetError, check_landmarks_cover, read_landmarks, scan_inputs
+    from scoring.profile import get_profile
+    from scoring.report_csv import eval_csv_names, write_images_csv, write_total_csv
+    from scoring.scorer import load_models, score_restored
+    from scoring.weights import WeightsError
+
+    try:
+        profile = get_profile(args.profile)
+        inputs = scan_inputs(Path(args.inputs))
+        landmarks = read_landmarks(Path(args.landmarks))
+        check_landmarks_cover(inputs, landmarks)
+    except (KeyError, InputSetError) as exc:
+        return _fail(args, "bad_inputs", str(exc).strip("'\""))
+    with tempfile.TemporaryDirectory(prefix="scoring-") as scratch:
+        report = check_and_extract(Path(args.restored), expected_from_inputs(inputs), Path(scratch), ArchiveLimits())
+        if not report.ok:
+            if args.json:
+                print(json.dumps(report.to_json(), indent=2))
+            else:
+                print(report.summary(), file=sys.stderr)
+            return 1
+        try:
+            models = load_models(args.weights, profile, args.device)
+        except (WeightsError, RuntimeError) as exc:
+            return _fail(args, "weights", str(exc))
+        bar = tqdm(total=len(inputs), desc="scoring", unit="img", disable=args.json or not sys.stderr.isatty())
+
+        def progress(done: int, total: int) -> None:
+            bar.update(done - bar.n)
+
+        result = score_restored(inputs, landmarks, Path(scratch), profile, models, progress=progress)
+        bar.close()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    total_name, images_name = eval_csv_names(args.name)
+    write_total_csv(out / total_name, result)
+    write_images_csv(out / images_name, result)
+    summary = {
+        "ok": True,
+        "profile": profile.name,
+        "datasets": {d.dataset: {**d.metrics, "id_sim": d.id_similarity, "failed": d.failed_count}
+                     for d in result.datasets},
+        "all": {**result.overall, "id_sim": result.id_similarity},
+        "terms": result.terms,
+        "total": result.total,
+        "failed_count": result.failed_count,
+        "valid": result.valid,
+        "max_failed_images": profile.max_failed_images,
+        "weights": result.weights,
+        "official_weights": result.official_weights,
+        "versions": result.versions,
+        "csv": [str(out / total_name), str(out / images_name)],
+    }
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(f"profile {profile.name}: total {result.total:.4f}, failed identity {result.failed_count}"
+              f" ({'valid' if result.valid else 'NOT valid'}); wrote {out / total_name}")
+        if not result.official_weights:
+            print("note: these weights are not the official ones; the numbers are not comparable")
+    return 0
+
+
+def _fail(args: argparse.Namespace, code: str, message: str) -> int:
+    if getattr(args, "json", False):
+        print(json.dumps({"ok": False, "errors": [{"code": code, "path": "", "message": message}]}))
+    else:
+        print(f"error: {message}", file=sys.stderr)
+    return 1
+
+
+def _weights(args: argparse.Namespace) -> int:
+    from scoring.weights import WeightsError, fetch_weights, verify_directory
+
+    directory = Path(args.dir)
+    try:
+        if args.action == "fetch":
+            fetched = fetch_weights(directory)
+            print(f"fetched {len(fetched)} file(s) into {directory}")
+            return 0
+        if args.action == "make-test":
+            from scoring.testweights import make_test_weights
+
+            niqe = Path(args.niqe_params) if args.niqe_params else None
+            files = make_test_weights(directory, niqe_params=niqe, progress=True)
+            print(f"wrote {len(files)} test weight file(s) into {directory} (random init, fixed seed)")
+            return 0
+        rows = verify_directory(directory)
+    except (WeightsError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for row in rows:
+        flag = "official" if row["official"] else ""
+        print(f"{row['status']:8} {row['file']:42} {(row['sha256'] or '')[:16]:16} {flag}")
+        if row.get("error"):
+            print(f"         {row['error']}")
+    return 0 if all(r["status"] in ("ok", "missing") for r in rows) else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m scoring", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    check = sub.add_parser("check", help="check an archive or folder against the input set")
+    check.add_argument("--inputs", required=True, help="folder of <Dataset>/<stem>.png inputs")
+    check.add_argument("source", help="the zip archive or folder of restored images")
+    check.add_argument("--json", action="store_true")
+
+    score = sub.add_parser("score", help="score restored images; writes eval.py's two CSV files")
+    score.add_argument("--inputs", required=True)
+    score.add_argument("--landmarks", required=True, help="CSV in the organizers' val_face.csv layout")
+    score.add_argument("--restored", required=True, help="zip archive or folder")
+    score.add_argument("--weights", required=True, help="weights directory")
+    score.add_argument("--out", required=True)
+    score.add_argument("--name", default="result", help="base name of the CSV files")
+    score.add_argument("--profile", default="ntire2025-no-qalign")
+    score.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
+    score.add_argument("--json", action="store_true")
+
+    rank = sub.add_parser("rank", help="rank teams from a CSV with Table 1's columns")
+    rank.add_argument("table")
+    rank.add_argument("--max-failed", type=int, default=10)
+    rank.add_argument("--json", action="store_true")
+
+    weights = sub.add_parser("weights", help="fetch, verify or generate test weights")
+    weights.add_argument("action", choices=["fetch", "verify", "make-test"])
+    weights.add_argument("dir")
+    weights.add_argument("--niqe-params", help="make-test: copy these real NIQE parameters")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "check":
+        from scoring.archive import run_check_cli
+
+        return run_check_cli(Path(args.inputs), Path(args.source), args.json)
+    if args.command == "rank":
+        from scoring.ranking import run_rank_cli
+
+        return run_rank_cli(Path(args.table), args.max_failed, args.json)
+    if args.command == "score":
+        return _score(args)
+    return _weights(args)

@@ -1,0 +1,123 @@
+"""pyiqa metrics built from verified local files, never from a hub download.
+
+pyiqa's constructors download their weights when not told otherwise; each loader
+below hands pyiqa a verified local path instead, in the way that metric accepts one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from scoring.weights import MODEL_FILES, WeightStore
+
+_timm_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _timm_without_hub() -> Iterator[None]:
+    """MANIQA's constructor asks timm for an ImageNet ViT from the hub, then overwrites every
+    one of its weights with the MANIQA checkpoint; build the ViT without the download."""
+    import timm
+
+    original = timm.create_model
+
+    def create_model(name: str, pretrained: bool = False, **kwargs: Any) -> torch.nn.Module:
+        return original(name, pretrained=False, **kwargs)
+
+    with _timm_lock:
+        timm.create_model = create_model
+        try:
+            yield
+        finally:
+            timm.create_model = original
+
+
+def niqe_mat_from_npz(npz_path: Path, out_dir: Path) -> Path:
+    """pyiqa reads NIQE parameters from a MATLAB file; convert BasicSR's npz losslessly."""
+    import scipy.io
+
+    params = np.load(npz_path)
+    mat_path = out_dir / "niqe_pris_params.mat"
+    scipy.io.savemat(
+        mat_path,
+        {"mu_prisparam": params["mu_pris_param"], "cov_prisparam": params["cov_pris_param"]},
+    )
+    return mat_path
+
+
+def create_iqa_metric(
+    name: str, store: WeightStore, device: torch.device | str, options: dict[str, Any] | None = None
+) -> torch.nn.Module:
+    """A pyiqa InferenceModel for ``name`` with weights from ``store``."""
+    import pyiqa
+    from pyiqa.archs.arch_util import load_pretrained_network
+
+    opts = dict(options or {})
+    (first, *_rest) = MODEL_FILES[name]
+    if name == "niqe":
+        with tempfile.TemporaryDirectory() as tmp:
+            mat = niqe_mat_from_npz(store.path(first), Path(tmp))
+            return pyiqa.create_metric("niqe", device=device, pretrained_model_path=str(mat), **opts)
+    if name == "clipiqa":
+        # pyiqa's CLIP loader accepts a file path as the backbone name.
+        return pyiqa.create_metric("clipiqa", device=device, backbone=str(store.path(first)), **opts)
+    if name == "musiq":
+        return pyiqa.create_metric("musiq", device=device, pretrained_model_path=str(store.path(first)), **opts)
+    if name == "maniqa":
+        path = store.path(first)
+        with _timm_without_hub():
+            metric = pyiqa.create_metric("maniqa", device=device, pretrained=False, **opts)
+        load_pretrained_network(metric.net, str(path), True)
+        return metric.eval()
+    if name == "qalign":
+        return _create_qalign(store, device, opts)
+    raise KeyError(f"not a pyiqa metric of this scorer: {name}")
+
+
+def _create_qalign(store: WeightStore, device: torch.device | str, opts: dict[str, Any]) -> torch.nn.Module:
+    """Q-Align names its Hugging Face repository in code; serve it from the verified snapshot."""
+    import os
+
+    import pyiqa
+
+    snapshot = store.path(MODEL_FILES["qalign"][0])
+    if torch.device(device).type != "cuda":
+        raise RuntimeError("Q-Align needs a CUDA device (about 15 GB of GPU memory in fp16)")
+    from huggingface_hub import constants
+
+    previous = os.environ.get("HF_HUB_OFFLINE")
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    original_resolve = constants.HF_HUB_CACHE
+    try:
+        # transformers resolves "q-future/one-align" in the hub cache layout; point it at the snapshot.
+        cache = snapshot.parent / "hf-cache"
+        link_dir = cache / "models--q-future--one-align" / "snapshots"
+        link_dir.mkdir(parents=True, exist_ok=True)
+        (cache / "models--q-future--one-align" / "refs").mkdir(exist_ok=True)
+        (cache / "models--q-future--one-align" / "refs" / "main").write_text("local")
+        link = link_dir / "local"
+        if not link.exists():
+            link.symlink_to(snapshot.resolve(), target_is_directory=True)
+        constants.HF_HUB_CACHE = str(cache)
+        return pyiqa.create_metric("qalign", device=device, **opts)
+    finally:
+        constants.HF_HUB_CACHE = original_resolve
+        if previous is None:
+            os.environ.pop("HF_HUB_OFFLINE", None)
+        else:
+            os.environ["HF_HUB_OFFLINE"] = previous
+
+
+@torch.inference_mode()
+def score_batch(metric: torch.nn.Module, batch: torch.Tensor) -> list[float]:
+    """Scores of a (N,3,H,W) [0,1] batch, one float per image."""
+    output = metric(batch)
+    return output.reshape(batch.shape[0], -1)[:, 0].double().cpu().tolist()
