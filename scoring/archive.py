@@ -55,6 +55,17 @@ logger.addHandler(logging.NullHandler())
 
 MAX_REPORTED_PROBLEMS = 200  # the report's problem list never grows past this
 
+# Every code a report can contain (see the module docstring).
+PROBLEM_CODES = frozenset(
+    {
+        "missing", "extra", "not_png", "wrong_size", "wrong_mode", "bit_depth", "corrupt_png",
+        "path_escape", "bad_name", "bad_name_encoding", "symlink", "special_member", "duplicate",
+        "case_duplicate", "directory_expected", "nested_archive", "encrypted", "unsupported_compression",
+        "too_many_members", "too_large", "zip_bomb", "not_zip", "truncated", "corrupt_zip", "empty",
+        "not_found", "read_error", "bad_inputs", "more_problems", "unreadable",
+    }
+)  # fmt: skip
+
 # Ratio checks only apply above this size: tiny members (a folder of text, an empty
 # file) compress "well" without being dangerous.
 RATIO_CHECK_FLOOR = 1024**2
@@ -568,13 +579,14 @@ class _ZipSource:
         for index, member in enumerate(ordered):
             following = ordered[index + 1].offset if index + 1 < len(ordered) else cd_offset
             member.limit = following
-            if member.issue is not None:
-                continue
             if member.offset + _LOCAL.size + member.packed > cd_offset:
-                member.issue = ("truncated", "points past the end of the zip's data: the file is cut off")
+                if member.issue is None:
+                    member.issue = ("truncated", "points past the end of the zip's data: the file is cut off")
             elif member.offset + _LOCAL.size + member.packed > following:
                 # Overlapping entries let a small zip unpack to the same bytes many times.
-                member.issue = ("zip_bomb", "overlaps another entry's data, a zip-bomb technique")
+                for overlapping in (member, ordered[index + 1]):
+                    if overlapping.issue is None:
+                        overlapping.issue = ("zip_bomb", "overlaps another entry's data, a zip-bomb technique")
 
     def read(self, member: _Member) -> Iterator[bytes]:
         """The member's uncompressed bytes, never more than its declared size."""
@@ -843,6 +855,8 @@ class _Run:
             if wraps and top not in datasets:
                 named = [(m, p[1:] if p[0] == top and not _is_junk(p, m.kind) else p) for m, p in named]
 
+        folded_expected = {key.casefold(): image for key, image in expected.items()}
+        submitted = {"/".join(p) for m, p in named if m.kind == "file"}
         present: set[str] = set()  # expected paths that were submitted, even if faulty
         seen: dict[str, str] = {}
         seen_folded: dict[str, str] = {}
@@ -873,12 +887,18 @@ class _Run:
                 self.member_problem("duplicate", member, f"appears more than once (also as {seen[key]})")
                 continue
             folded = key.casefold()
-            if folded in seen_folded:
+            twin = seen_folded.get(folded)
+            if twin is None and key not in expected:
+                # The exact expected name wins over a case variant, whichever comes first.
+                image = folded_expected.get(folded)
+                if image is not None and _key(image.relpath) in submitted:
+                    twin = image.relpath
+            if twin is not None:
                 present.add(key)
                 self.member_problem(
                     "case_duplicate",
                     member,
-                    f"differs from {seen_folded[folded]} only by upper/lower case, which clashes on Windows and macOS",
+                    f"differs from {twin} only by upper/lower case, which clashes on Windows and macOS",
                 )
                 continue
             seen[key] = member.shown
@@ -889,7 +909,6 @@ class _Run:
         if not files and not self.problems:
             raise _Stop("empty", "The submission contains no files (only folders or system files).")
 
-        folded_expected = {key.casefold(): image for key, image in expected.items()}
         by_stem = {key.rsplit("/", 1)[1][: -len(".png")]: image for key, image in expected.items()}
         images: list[tuple[_Member, ExpectedImage]] = []
         for member, key in files:
@@ -947,22 +966,26 @@ class _Run:
     def check_image(self, reader: _ZipSource | _DirSource, member: _Member, image: ExpectedImage) -> None:
         self.checked += 1
         data = bytearray()
+        header: list[tuple[str, str]] | None = None  # the header's problems, once read
         stream = reader.read(member)
         try:
-            header_checked = False
             for chunk in stream:
+                if header:
+                    continue  # rejected already; read on (bounded) only so zip damage is named as such
                 data += chunk
-                if not header_checked and len(data) >= _PNG_HEAD:
-                    header_checked = True
-                    if not self.check_png_header(member, image, bytes(data[:_PNG_HEAD])):
-                        return  # no need to read the rest of a rejected file
-            if not header_checked and not self.check_png_header(member, image, bytes(data)):
-                return
+                if header is None and len(data) >= _PNG_HEAD:
+                    header = self.png_header_problems(image, bytes(data[:_PNG_HEAD]))
+            if header is None:
+                header = self.png_header_problems(image, bytes(data))
         except _MemberError as exc:
             self.member_problem(exc.code, member, exc.message)
             return
         finally:
             stream.close()
+        if header:
+            for code, reason in header:
+                self.member_problem(code, member, reason)
+            return
         reason = _decode_problem(bytes(data), image)
         if reason is not None:
             self.member_problem(reason[0], member, reason[1])
@@ -970,24 +993,19 @@ class _Run:
         if self.dest is not None and not self.problems:
             self.write(image, data)
 
-    def check_png_header(self, member: _Member, image: ExpectedImage, head: bytes) -> bool:
-        """Signature and IHDR checks before any pixel is decoded; False when rejected."""
+    def png_header_problems(self, image: ExpectedImage, head: bytes) -> list[tuple[str, str]]:
+        """Signature and IHDR checks before any pixel is decoded, as (code, reason) pairs."""
         if not head.startswith(_PNG_SIGNATURE):
             kind = _sniff(head)
             if kind in _ARCHIVE_KINDS:
-                self.member_problem("nested_archive", member, f"is a {kind}, not a PNG; put the PNG files in directly")
-            elif not head:
-                self.member_problem("not_png", member, "is empty (0 bytes)")
-            elif kind is not None:
-                self.member_problem(
-                    "not_png", member, f"is a {kind}, not a PNG (renaming does not convert it); save it as PNG"
-                )
-            else:
-                self.member_problem("not_png", member, "is not a PNG file")
-            return False
-        if len(head) < _PNG_HEAD or head[12:16] != b"IHDR" or head[8:12] != b"\x00\x00\x00\x0d":
-            self.member_problem("corrupt_png", member, "is a damaged PNG: its IHDR header is missing")
-            return False
+                return [("nested_archive", f"is a {kind}, not a PNG; put the PNG files in directly")]
+            if not head:
+                return [("not_png", "is empty (0 bytes)")]
+            if kind is not None:
+                return [("not_png", f"is a {kind}, not a PNG (renaming does not convert it); save it as PNG")]
+            return [("not_png", "is not a PNG file")]
+        if len(head) < _PNG_HEAD or head[8:16] != b"\x00\x00\x00\x0dIHDR":
+            return [("corrupt_png", "is a damaged PNG: its IHDR header is missing")]
         width, height, depth, colour, compression, filtering, interlace = struct.unpack(">2I5B", head[16:29])
         if (
             zlib.crc32(head[12:29]) != struct.unpack(">I", head[29:33])[0]
@@ -998,34 +1016,25 @@ class _Run:
             or filtering != 0
             or interlace not in (0, 1)
         ):
-            self.member_problem("corrupt_png", member, "is a damaged PNG: its IHDR header is invalid")
-            return False
+            return [("corrupt_png", "is a damaged PNG: its IHDR header is invalid")]
         if width * height > self.limits.max_image_pixels:
-            self.member_problem(
-                "too_large",
-                member,
-                f"declares {width}x{height} pixels, more than the limit of {self.limits.max_image_pixels}; "
-                f"expected {image.width}x{image.height}",
-            )
-            return False
-        ok = True
+            # A decompression bomb: never hand it to a decoder.
+            return [
+                (
+                    "too_large",
+                    f"declares {width}x{height} pixels, more than the limit of {self.limits.max_image_pixels}; "
+                    f"expected {image.width}x{image.height}",
+                )
+            ]
+        found = []
         if colour != 2:
             depth_note = f"{depth}-bit " if depth != 8 else ""
-            self.member_problem(
-                "wrong_mode", member, f"is {depth_note}{_COLOUR_TYPES[colour]}; submit 8-bit RGB (no alpha)"
-            )
-            ok = False
+            found.append(("wrong_mode", f"is {depth_note}{_COLOUR_TYPES[colour]}; submit 8-bit RGB (no alpha)"))
         elif depth != 8:
-            self.member_problem("bit_depth", member, f"is {depth}-bit RGB; submit 8-bit RGB")
-            ok = False
+            found.append(("bit_depth", f"is {depth}-bit RGB; submit 8-bit RGB"))
         if (width, height) != (image.width, image.height):
-            self.member_problem(
-                "wrong_size",
-                member,
-                f"is {width}x{height}; expected {image.width}x{image.height} like its input",
-            )
-            ok = False
-        return ok
+            found.append(("wrong_size", f"is {width}x{height}; expected {image.width}x{image.height} like its input"))
+        return found
 
     # ---- extraction
 

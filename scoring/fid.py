@@ -22,7 +22,6 @@ Agreement with the scipy computation is ~1e-5 on FID values in the tens to hundr
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -34,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from scoring.nets.inception import FEATURE_DIM, INPUT_SIZE, FIDFeatureExtractor
+from scoring.weights import sha256_of
 
 REFERENCE_NAME = "inception_FFHQ_512.pth"
 # Bump when the cached factorisation's meaning changes, so old cache files are ignored.
@@ -126,14 +126,6 @@ def _symmetric_sqrt(cov: np.ndarray) -> np.ndarray:
     return (root + root.T) / 2  # exactly symmetric, so later products stay symmetric
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 class FrechetReference:
     """Reference statistics with their covariance's square root precomputed.
 
@@ -169,7 +161,7 @@ class FrechetReference:
         """
         path = Path(path)
         mean, cov = load_reference_statistics(path)
-        digest = _sha256(path)
+        digest = sha256_of(path)
         sqrt_cov = None
         cache_path = None
         if cache_dir is not None:

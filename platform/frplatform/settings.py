@@ -166,7 +166,11 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": int(os.environ.get("FR_VISIBILITY_TIMEOUT", "3600"))}
+# Redis redelivers an unacknowledged task after this long (the SQLAlchemy transport takes no options).
+CELERY_BROKER_TRANSPORT_OPTIONS = (
+    {"visibility_timeout": int(os.environ.get("FR_VISIBILITY_TIMEOUT", "3600"))}
+    if CELERY_BROKER_URL.startswith(("redis", "rediss")) else {}
+)
 CELERY_TASK_ALWAYS_EAGER = env_bool("FR_CELERY_EAGER", False)
 CELERY_BEAT_SCHEDULE = {
     "watchdog": {"task": "submissions.tasks.watchdog", "schedule": 30.0},

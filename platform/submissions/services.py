@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.core.files.base import File
-from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
@@ -17,6 +17,7 @@ from submissions.models import Submission
 from teams.models import Team
 
 State = Submission.State
+logger = logging.getLogger(__name__)
 
 
 class SubmissionRefused(Exception):
@@ -118,10 +119,18 @@ def create_submission(
     return submission
 
 
-def enqueue_scoring(submission_id: int) -> None:
+def enqueue_scoring(submission_id: int) -> bool:
+    """Send the scoring task. If the broker is unreachable the submission stays "submitted"
+    and the watchdog sends it again later: an upload is never lost to a broker outage."""
     from submissions.tasks import score_submission
 
-    score_submission.delay(submission_id)
+    try:
+        score_submission.apply_async((submission_id,), retry=True,
+                                     retry_policy={"max_retries": 2, "interval_start": 0.5, "interval_step": 1})
+    except Exception:
+        logger.exception("could not queue submission %s; the watchdog will retry", submission_id)
+        return False
+    return True
 
 
 def cancel_submission(submission: Submission, by_user) -> bool:
@@ -149,8 +158,3 @@ def select_submission(submission: Submission) -> None:
     with transaction.atomic():
         Submission.objects.filter(phase=submission.phase, team=submission.team).update(is_selected=False)
         Submission.objects.filter(pk=submission.pk).update(is_selected=True)
-
-
-def delete_archive_if_unreferenced(name: str) -> None:
-    if name and not Submission.objects.filter(archive=name).exists():
-        default_storage.delete(name)

@@ -14,6 +14,7 @@ import warnings
 import zipfile
 import zlib
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -116,6 +117,63 @@ def write_zip(
     return path
 
 
+@dataclass
+class RawEntry:
+    """One member for ``build_zip``: every header field is under the test's control."""
+
+    name: bytes
+    data: bytes = b""
+    method: int = 8  # 8 deflates ``data``; any other value stores it as is under that method id
+    flags: int = 0
+    external: int = 0
+    system: int = 3  # "version made by" host: 0 MS-DOS, 3 Unix
+    crc_xor: int = 0  # nonzero: a wrong CRC
+    size_delta: int = 0  # added to the true sizes: lying headers
+    packed_delta: int = 0
+    extra: bytes = b""
+
+
+def build_zip(entries: Iterable[RawEntry], zip64: bool = False, comment: bytes = b"") -> bytes:
+    """Write a zip by hand (zipfile cannot write the odd headers some tests need).
+
+    ``zip64`` moves every size and offset to ZIP64 extra fields and adds the ZIP64 end records.
+    """
+    out, central, count = bytearray(), bytearray(), 0
+    for entry in entries:
+        count += 1
+        if entry.method == 8:
+            packer = zlib.compressobj(6, zlib.DEFLATED, -15)
+            packed = packer.compress(entry.data) + packer.flush()
+        else:
+            packed = entry.data
+        crc = (zlib.crc32(entry.data) ^ entry.crc_xor) & 0xFFFFFFFF
+        size = (len(entry.data) + entry.size_delta) & 0xFFFFFFFF
+        packed_size = (len(packed) + entry.packed_delta) & 0xFFFFFFFF
+        offset = len(out)
+        extra = entry.extra
+        fields = (size, packed_size, offset)
+        if zip64:
+            extra = struct.pack("<2H3Q", 1, 24, size, packed_size, offset) + extra
+            fields = (0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF)
+        name, flags, method = entry.name, entry.flags & 0xFFFF, entry.method & 0xFFFF
+        out += struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, flags, method, 0, 0x21, crc, fields[1], fields[0],
+                           len(name), len(extra)) + name + extra + packed  # fmt: skip
+        central += struct.pack("<4s6H3L5H2L", b"PK\x01\x02", (entry.system & 0xFF) << 8 | 20, 20, flags, method,
+                               0, 0x21, crc, fields[1], fields[0], len(name), len(extra), 0, 0, 0,
+                               entry.external & 0xFFFFFFFF, fields[2]) + name + extra  # fmt: skip
+    cd_offset = len(out)
+    out += central
+    if zip64:
+        zip64_offset = len(out)
+        out += struct.pack("<4sQ2H2L4Q", b"PK\x06\x06", 44, 45, 45, 0, 0, count, count, len(central), cd_offset)
+        out += struct.pack("<4sLQL", b"PK\x06\x07", 0, zip64_offset, 1)
+        out += struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, len(comment))
+    else:
+        out += struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, count & 0xFFFF, count & 0xFFFF, len(central),
+                           cd_offset, len(comment))  # fmt: skip
+    return bytes(out + comment)
+
+
 def central_records(data: bytes) -> list[int]:
     """Offsets of the central directory records of a zip written by ``zip_bytes``."""
     cd_offset = struct.unpack_from("<L", data, len(data) - 6)[0]
@@ -192,6 +250,24 @@ def test_valid_archive_without_dest_writes_nothing(tmp_path: Path) -> None:
 def test_stored_members_are_accepted(tmp_path: Path) -> None:
     source = write_zip(tmp_path / "sub.zip", restored(), zipfile.ZIP_STORED)
     assert check(source).ok
+
+
+def test_hand_built_zip_passes(tmp_path: Path) -> None:
+    images = restored()
+    source = tmp_path / "sub.zip"
+    source.write_bytes(build_zip([RawEntry(path.encode(), data) for path, data in images.items()]))
+    assert check(source).ok
+
+
+def test_zip64_headers_are_understood(tmp_path: Path) -> None:
+    images = restored()
+    entries = [RawEntry(path.encode(), data, method=i % 2 * 8) for i, (path, data) in enumerate(images.items())]
+    source = tmp_path / "sub.zip"
+    source.write_bytes(build_zip(entries, zip64=True, comment=b"made by a test"))
+    dest = tmp_path / "out"
+    report = check_and_extract(source, expected_for(), dest)
+    assert report.ok, report.summary()
+    assert {p.relative_to(dest).as_posix(): p.read_bytes() for p in dest.rglob("*.png")} == images
 
 
 def test_extension_does_not_matter_for_the_archive(tmp_path: Path) -> None:
