@@ -309,6 +309,16 @@ def _key(name: str) -> str:
     return unicodedata.normalize("NFC", name)
 
 
+def _display(raw: bytes) -> str:
+    """A member name safe to show: undecodable bytes become U+FFFD, and control or
+    invisible formatting characters (NUL, bidi overrides) are escaped, so a name can
+    neither hide nor reorder text in a log line or a web page."""
+    return "".join(
+        c.encode("unicode_escape").decode("ascii") if unicodedata.category(c) in ("Cc", "Cf") else c
+        for c in raw.decode("utf-8", "replace")
+    )
+
+
 def _human_bytes(n: int) -> str:
     if n < 1024:
         return f"{n} bytes"
@@ -472,7 +482,7 @@ class _ZipSource:
             if pos + _CENTRAL.size > end or len(header) != _CENTRAL.size or header[:4] != _CENTRAL_SIG:
                 raise _Stop("corrupt_zip", "The zip's table of contents (central directory) is damaged.")
             (
-                _, made_by, _, flags, method, _, _, crc, packed, size,
+                _, _, _, flags, method, _, _, crc, packed, size,
                 name_len, extra_len, comment_len, disk, _, external, offset,
             ) = _CENTRAL.unpack(header)  # fmt: skip
             pos += _CENTRAL.size + name_len + extra_len + comment_len
@@ -507,7 +517,7 @@ class _ZipSource:
         offset: int,
         extra: bytes,
     ) -> _Member:
-        shown = raw_name[:_MAX_NAME_BYTES].decode("utf-8", "replace")
+        shown = _display(raw_name[:_MAX_NAME_BYTES])
         name: str | None = None
         if len(raw_name) <= _MAX_NAME_BYTES:
             # The UTF-8 flag (bit 11) is often missing on UTF-8 names (macOS, Linux zip); names
@@ -670,7 +680,7 @@ class _DirSource:
                         f"The folder has more than {self.limits.max_members} entries, the most allowed.",
                     )
                 raw = os.fsencode(prefix + entry.name)
-                shown = raw.decode("utf-8", "replace")
+                shown = _display(raw)
                 try:
                     name: str | None = raw.decode("utf-8")
                 except UnicodeDecodeError:
@@ -1067,7 +1077,7 @@ class _Run:
 
 def _decode_problem(data: bytes, image: ExpectedImage) -> tuple[str, str] | None:
     """Fully decode the PNG with Pillow; (code, reason) when it fails."""
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(io.BytesIO(data), formats=("PNG",)) as im:
@@ -1077,6 +1087,8 @@ def _decode_problem(data: bytes, image: ExpectedImage) -> tuple[str, str] | None
             mode, size = im.mode, im.size
     except Image.DecompressionBombError:
         return "too_large", "has too many pixels to decode safely"
+    except UnidentifiedImageError:  # Pillow's wording names a memory address: not for users
+        return "corrupt_png", "is a damaged PNG that cannot be decoded; export it again"
     except (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error) as exc:
         # These are how Pillow reports damaged or truncated image data.
         return "corrupt_png", f"is a damaged or incomplete PNG ({exc}); export it again"

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import json
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from scoring.profile import ScoringProfile
 
 
 def _score(args: argparse.Namespace) -> int:
@@ -21,6 +27,13 @@ def _score(args: argparse.Namespace) -> int:
 
     try:
         profile = get_profile(args.profile)
+    except KeyError as exc:
+        return _fail(args, "bad_inputs", str(exc).strip("'\""))
+    try:
+        profile = with_metric_options(profile, args.metric_option)
+    except ValueError as exc:
+        return _fail(args, "bad_option", str(exc))
+    try:
         inputs = scan_inputs(Path(args.inputs))
         landmarks = read_landmarks(Path(args.landmarks))
         check_landmarks_cover(inputs, landmarks)
@@ -35,7 +48,9 @@ def _score(args: argparse.Namespace) -> int:
                 print(report.summary(), file=sys.stderr)
             return 1
         try:
-            models = load_models(args.weights, profile, args.device)
+            # pyiqa prints "Loading pretrained model ..." to stdout; keep stdout for the report (--json).
+            with contextlib.redirect_stdout(sys.stderr):
+                models = load_models(args.weights, profile, args.device)
         except (WeightsError, RuntimeError) as exc:
             return _fail(args, "weights", str(exc))
         bar = tqdm(total=len(inputs), desc="scoring", unit="img", disable=args.json or not sys.stderr.isatty())
@@ -53,6 +68,7 @@ def _score(args: argparse.Namespace) -> int:
     summary = {
         "ok": True,
         "profile": profile.name,
+        "metric_options": profile.metric_options,
         "datasets": {d.dataset: {**d.metrics, "id_sim": d.id_similarity, "failed": d.failed_count}
                      for d in result.datasets},
         "all": {**result.overall, "id_sim": result.id_similarity},
@@ -74,6 +90,39 @@ def _score(args: argparse.Namespace) -> int:
         if not result.official_weights:
             print("note: these weights are not the official ones; the numbers are not comparable")
     return 0
+
+
+def _option_value(text: str) -> int | float | str:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def with_metric_options(profile: ScoringProfile, options: list[str] | None) -> ScoringProfile:
+    """``profile`` with ``--metric-option METRIC.KEY=VALUE`` overrides merged into its metric_options.
+
+    The overrides become part of the profile, so the report's profile snapshot records them
+    and the score can be reproduced. VALUE is read as an int, else a float, else a string.
+    """
+    if not options:
+        return profile
+    merged = {metric: dict(values) for metric, values in profile.metric_options.items()}
+    for option in options:
+        target, sep, raw = option.partition("=")
+        metric, dot, key = target.partition(".")
+        metric, key = metric.strip(), key.strip()
+        if not sep or not dot or not metric or not key:
+            raise ValueError(f"--metric-option {option!r}: expected METRIC.KEY=VALUE, e.g. maniqa.test_sample=2")
+        if metric not in profile.iqa_metrics:
+            raise ValueError(
+                f"--metric-option {option!r}: profile {profile.name!r} has no IQA metric {metric!r}"
+                f" (it has: {', '.join(profile.iqa_metrics) or 'none'})"
+            )
+        merged.setdefault(metric, {})[key] = _option_value(raw.strip())
+    return dataclasses.replace(profile, metric_options=merged)
 
 
 def _fail(args: argparse.Namespace, code: str, message: str) -> int:
@@ -130,6 +179,11 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--name", default="result", help="base name of the CSV files")
     score.add_argument("--profile", default="ntire2025-no-qalign")
     score.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
+    score.add_argument(
+        "--metric-option", action="append", default=[], metavar="METRIC.KEY=VALUE",
+        help="override one pyiqa option of the profile, e.g. maniqa.test_sample=2 (repeatable;"
+             " recorded in the report's profile, so the numbers differ from the preset's)",
+    )
     score.add_argument("--json", action="store_true")
 
     rank = sub.add_parser("rank", help="rank teams from a CSV with Table 1's columns")
@@ -141,6 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
     weights.add_argument("action", choices=["fetch", "verify", "make-test"])
     weights.add_argument("dir")
     weights.add_argument("--niqe-params", help="make-test: copy these real NIQE parameters")
+    from scoring.client import add_client_commands
+
+    add_client_commands(sub)
     return parser
 
 
@@ -156,4 +213,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_rank_cli(Path(args.table), args.max_failed, args.json)
     if args.command == "score":
         return _score(args)
+    if args.command in ("submit", "status", "leaderboard"):
+        from scoring.client import run_client_command
+
+        return run_client_command(args)
     return _weights(args)

@@ -120,6 +120,9 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
+# Outside production nothing runs collectstatic (the embedded default, ./dev demo): WhiteNoise serves
+# static/ straight from the finders. Production collects into STATIC_ROOT (hashed, manifest storage).
+WHITENOISE_USE_FINDERS = not PRODUCTION
 
 MEDIA_ROOT = VAR_DIR / "media"
 MEDIA_URL = "/media/"
@@ -173,7 +176,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
 )
 CELERY_TASK_ALWAYS_EAGER = env_bool("FR_CELERY_EAGER", False)
 CELERY_BEAT_SCHEDULE = {
-    "watchdog": {"task": "submissions.tasks.watchdog", "schedule": 30.0},
+    "watchdog": {"task": "submissions.tasks.watchdog", "schedule": float(os.environ.get("FR_WATCHDOG_INTERVAL", "30"))},
 }
 
 # --- Scoring ------------------------------------------------------------------------------

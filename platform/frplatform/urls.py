@@ -46,4 +46,6 @@ urlpatterns = [
     path("api/v1/phases/<int:phase_id>/submissions", api.submit, name="api-submit"),
     path("api/v1/phases/<int:phase_id>/leaderboard", api.leaderboard, name="api-leaderboard"),
     path("api/v1/submissions/<int:pk>", api.submission, name="api-submission"),
+    path("api/v1/phases/<int:phase_id>/uploads", api.start_upload, name="api-upload-start"),
+    path("api/v1/uploads/<int:upload_id>/finish", api.finish_upload, name="api-upload-finish"),
 ]

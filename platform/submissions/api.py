@@ -6,14 +6,15 @@ from functools import wraps
 
 from accounts.models import ApiToken
 from django.http import Http404, JsonResponse
+from django.middleware.csrf import CsrfViewMiddleware
 from django.shortcuts import get_object_or_404
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from competitions.models import Challenge, Phase
 from leaderboard.selectors import phase_leaderboard
-from submissions import selectors, services
-from submissions.models import Submission
+from submissions import selectors, services, uploads
+from submissions.models import PendingUpload, Submission
 from teams.services import team_of
 
 
@@ -26,16 +27,23 @@ def token_user(request):
     return request.user if request.user.is_authenticated else None
 
 
+_csrf_check = CsrfViewMiddleware(lambda request: None)
+
+
 def api_view(methods: list[str], auth: bool = True):
     def decorate(view):
-        @csrf_exempt  # token-authenticated; session users of the API still need a token
+        @csrf_exempt  # a token is no ambient credential; session users are checked for CSRF below
         @require_http_methods(methods)
         @wraps(view)
         def wrapper(request, *args, **kwargs):
             user = token_user(request)
-            if auth and (user is None or (not request.headers.get("Authorization") and request.method != "GET")):
+            if auth and user is None:
                 return JsonResponse({"error": "authentication required: send 'Authorization: Token <key>'"},
                                     status=401)
+            if user is not None and not request.headers.get("Authorization") and request.method not in ("GET", "HEAD"):
+                refused = _csrf_check.process_view(request, None, (), {})
+                if refused is not None:
+                    return JsonResponse({"error": "CSRF check failed"}, status=403)
             request.api_user = user
             try:
                 return view(request, *args, **kwargs)
@@ -86,3 +94,50 @@ def submission(request, pk):
 def leaderboard(request, phase_id):
     phase = get_object_or_404(Phase.objects.select_related("challenge"), pk=phase_id)
     return JsonResponse(phase_leaderboard(phase, request.api_user).to_json())
+
+
+def _json_body(request) -> dict:
+    import json
+
+    try:
+        body = json.loads(request.body or b"{}")
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+@api_view(["POST"])
+def start_upload(request, phase_id):
+    """Begin a direct-to-S3 upload: returns presigned part URLs, or says to post the file."""
+    phase = get_object_or_404(Phase.objects.select_related("challenge"), pk=phase_id)
+    team = team_of(request.api_user, phase.challenge)
+    if team is None:
+        return JsonResponse({"error": "you are not in a team for this challenge"}, status=403)
+    if not uploads.direct_uploads_enabled():
+        return JsonResponse({"mode": "post", "url": f"/api/v1/phases/{phase.pk}/submissions"}, status=200)
+    body = _json_body(request)
+    try:
+        started = uploads.start_upload(phase=phase, team=team, user=request.api_user, size=int(body.get("size", 0)),
+                                       description=str(body.get("description", "")))
+    except (ValueError, TypeError):
+        return JsonResponse({"error": "size must be the archive's size in bytes"}, status=400)
+    except uploads.UploadError as exc:
+        return JsonResponse({"error": str(exc)}, status=400)
+    return JsonResponse({
+        "mode": "multipart", "upload": started.pending.pk, "part_size": started.pending.part_size,
+        "parts": [{"number": n, "url": url} for n, url in enumerate(started.part_urls, start=1)],
+        "finish_url": f"/api/v1/uploads/{started.pending.pk}/finish",
+    }, status=201)
+
+
+@api_view(["POST"])
+def finish_upload(request, upload_id):
+    pending = get_object_or_404(PendingUpload.objects.select_related("phase", "team"), pk=upload_id,
+                                user=request.api_user)
+    try:
+        submission = uploads.finish_upload(pending=pending, user=request.api_user,
+                                           parts=_json_body(request).get("parts") or [])
+    except uploads.UploadError as exc:
+        return JsonResponse({"error": str(exc)}, status=400)
+    return JsonResponse({"id": submission.pk, "state": submission.state,
+                         "status_url": f"/api/v1/submissions/{submission.pk}"}, status=201)

@@ -106,3 +106,19 @@ class ImageScore(models.Model):
 
     class Meta:
         ordering = ["dataset", "stem"]
+
+
+class PendingUpload(models.Model):
+    """A direct-to-S3 upload in progress: the browser or CLI sends the parts, then calls finish."""
+
+    phase = models.ForeignKey("competitions.Phase", on_delete=models.CASCADE, related_name="+")
+    team = models.ForeignKey("teams.Team", on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=300, unique=True)
+    s3_upload_id = models.CharField(max_length=300)
+    size = models.BigIntegerField()
+    part_size = models.BigIntegerField()
+    description = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    submission = models.OneToOneField(Submission, null=True, blank=True, on_delete=models.SET_NULL,
+                                      related_name="+")

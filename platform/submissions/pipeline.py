@@ -14,6 +14,7 @@ import os
 import shutil
 import socket
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -81,6 +82,16 @@ def local_input_set(phase: Phase) -> tuple[list[ScoringInput], dict[str, Landmar
     return inputs, landmarks
 
 
+def stream_to_file(name: str, target: Path) -> str:
+    """Copy a stored file to local scratch space in chunks; returns its sha256."""
+    digest = hashlib.sha256()
+    with default_storage.open(name, "rb") as source, open(target, "wb") as out:
+        while block := source.read(1 << 20):
+            digest.update(block)
+            out.write(block)
+    return digest.hexdigest()
+
+
 def archive_limits(phase: Phase) -> ArchiveLimits:
     return ArchiveLimits(max_archive_bytes=phase.max_archive_bytes)
 
@@ -102,10 +113,12 @@ def run_submission(submission_id: int) -> str:
             return _fail(submission_id, f"Could not read the phase's input set: {exc}", infrastructure=True)
         archive_path = scratch / "archive.zip"
         try:
-            with default_storage.open(submission.archive.name, "rb") as source, open(archive_path, "wb") as out:
-                shutil.copyfileobj(source, out, 1 << 20)
+            digest = stream_to_file(submission.archive.name, archive_path)
         except Exception as exc:
             return _fail(submission_id, f"Could not fetch the archive from storage: {exc}", infrastructure=True)
+        if not submission.archive_sha256:  # uploaded straight to S3: the web process never read it
+            Submission.objects.filter(pk=submission_id).update(archive_sha256=digest)
+            transitions.log(submission_id, f"Archive sha256 {digest}.")
 
         expected = [ExpectedImage(i.relpath, i.width, i.height) for i in inputs]
         restored = scratch / "restored"
@@ -127,18 +140,16 @@ def run_submission(submission_id: int) -> str:
         except Exception as exc:  # missing or corrupt weights are the platform's fault
             return _fail(submission_id, f"The scoring models could not be loaded: {exc}", infrastructure=True)
 
-        last_beat = [0.0]
+        beat = Heartbeat(submission_id)
 
         def progress(done: int, total: int) -> None:
-            now = time.monotonic()
-            if now - last_beat[0] > 1.0 or done == total:
-                last_beat[0] = now
-                if not transitions.heartbeat(submission_id, progress_done=done):
-                    raise SubmissionAbandoned()
+            if beat.abandoned or not transitions.heartbeat(submission_id, progress_done=done):
+                raise SubmissionAbandoned()
 
         started = time.perf_counter()
         try:
-            result = score_restored(inputs, landmarks, restored, profile, models, progress=progress)
+            with beat:
+                result = score_restored(inputs, landmarks, restored, profile, models, progress=progress)
         except SubmissionAbandoned:
             transitions.log(submission_id, "Scoring stopped: the submission was cancelled or taken over.")
             return Submission.objects.get(pk=submission_id).state
@@ -154,6 +165,39 @@ def run_submission(submission_id: int) -> str:
 
 class SubmissionAbandoned(Exception):
     pass
+
+
+class Heartbeat:
+    """Marks the submission alive from a side thread while a long batch is being scored, so the
+    watchdog can tell a slow run from a dead worker; notices when the run was taken away."""
+
+    def __init__(self, submission_id: int) -> None:
+        self.submission_id = submission_id
+        self.interval = max(0.5, min(30.0, settings.FR_HEARTBEAT_TIMEOUT / 5))
+        self.abandoned = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{submission_id}", daemon=True)
+
+    def _run(self) -> None:
+        from django.db import connection
+
+        try:
+            while not self._stop.wait(self.interval):
+                if not transitions.heartbeat(self.submission_id):
+                    self.abandoned = True
+                    return
+        except Exception:  # the database may be restarting; the watchdog has the last word
+            logger.warning("heartbeat of submission %s failed", self.submission_id, exc_info=True)
+        finally:
+            connection.close()
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
 
 
 def _scratch_root() -> Path:

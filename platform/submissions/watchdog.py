@@ -26,6 +26,7 @@ def sweep(now=None) -> dict[str, int]:
         Q(heartbeat_at__lt=silent_since) | Q(heartbeat_at__isnull=True) | Q(started_at__lt=too_old)
     )
     requeued = failed = 0
+    requeued_ids: list[int] = []
     for submission in stuck.only("pk", "attempts", "state", "worker"):
         if submission.attempts < settings.FR_MAX_ATTEMPTS:
             if transitions.transition(
@@ -37,6 +38,7 @@ def sweep(now=None) -> dict[str, int]:
                 from submissions.services import enqueue_scoring
 
                 enqueue_scoring(submission.pk)
+                requeued_ids.append(submission.pk)
                 requeued += 1
         elif transitions.transition(
             submission.pk, State.FAILED,
@@ -46,7 +48,10 @@ def sweep(now=None) -> dict[str, int]:
         ):
             failed += 1
     # A message lost with a broker's restart leaves a submission "submitted" with nobody on it.
-    lost = Submission.objects.filter(state=State.SUBMITTED, created_at__lt=silent_since, heartbeat_at__isnull=True)
+    # (Not the ones just requeued above: they were sent again already.)
+    lost = Submission.objects.filter(
+        state=State.SUBMITTED, created_at__lt=silent_since, heartbeat_at__isnull=True
+    ).exclude(pk__in=requeued_ids)
     resent = 0
     for submission in lost.only("pk"):
         from submissions.services import enqueue_scoring

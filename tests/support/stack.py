@@ -105,11 +105,15 @@ class LiveStack:
         self.processes[name] = process
         return process
 
-    def start_worker(self, name: str = "worker", queues: str = "default,scoring") -> subprocess.Popen:
-        return self._spawn(name, [
+    def start_worker(self, name: str = "worker", queues: str = "default,scoring", beat: bool = False
+                     ) -> subprocess.Popen:
+        argv = [
             sys.executable, "-m", "celery", "-A", "frplatform", "worker", "-Q", queues, "-c", "1",
             "--loglevel", "INFO", "-n", f"{name}@%h", "--without-gossip", "--without-mingle",
-        ], ROOT / "platform")
+        ]
+        if beat:  # the watchdog's schedule runs inside this worker
+            argv += ["-B", "-s", str(self.workdir / f"{name}-beat-schedule")]
+        return self._spawn(name, argv, ROOT / "platform")
 
     def start_web(self) -> subprocess.Popen:
         process = self._spawn("web", [

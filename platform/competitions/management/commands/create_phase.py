@@ -20,6 +20,7 @@ class Command(BaseCommand):
         parser.add_argument("--visibility", default="public", choices=[v for v, _ in Phase.Visibility.choices])
         parser.add_argument("--max-per-day", type=int, default=10)
         parser.add_argument("--max-total", type=int, default=100)
+        parser.add_argument("--max-running", type=int, default=2)
         parser.add_argument("--inputs", help="folder of <Dataset>/<stem>.png")
         parser.add_argument("--landmarks", help="landmarks CSV (val_face.csv layout)")
 
@@ -31,7 +32,8 @@ class Command(BaseCommand):
         try:
             phase = create_phase(challenge=challenge, slug=o["phase"], name=o["name"] or o["phase"],
                                  scoring_profile=o["profile"], kind=o["kind"], visibility=o["visibility"],
-                                 max_per_day=o["max_per_day"], max_total=o["max_total"])
+                                 max_per_day=o["max_per_day"], max_total=o["max_total"],
+                                 max_running=o["max_running"])
         except KeyError as exc:
             raise CommandError(str(exc)) from None
         if o["inputs"]:
