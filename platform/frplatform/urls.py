@@ -1,4 +1,6 @@
 from accounts import views as account_views
+from accounts.ratelimit import client_ip, limit_posts
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.http import JsonResponse
@@ -9,6 +11,16 @@ from leaderboard import views as leaderboard_views
 from submissions import api
 from submissions import views as submission_views
 from teams import views as team_views
+
+
+def upload_limit(view, json: bool = False):
+    """Uploads per user (or token, or address) per hour, beside the phase's daily quota."""
+    limit, window = settings.FR_UPLOAD_RATE
+
+    def key(request) -> str:
+        return request.headers.get("Authorization") or str(request.user.pk or client_ip(request))
+
+    return limit_posts("upload", limit, window, key=key, json=json)(view)
 
 
 def health(request):
@@ -23,15 +35,15 @@ urlpatterns = [
     path("", competition_views.home, name="home"),
     path("healthz", health, name="health"),
     path("admin/", admin.site.urls),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/login/", limit_posts("login", 10, 300)(auth_views.LoginView.as_view()), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("accounts/signup/", account_views.signup, name="signup"),
+    path("accounts/signup/", limit_posts("signup", 10, 3600)(account_views.signup), name="signup"),
     path("accounts/token/", account_views.api_token, name="api-token"),
     path("accounts/token/regenerate/", account_views.regenerate_token, name="api-token-regenerate"),
     path("c/<slug:slug>/", competition_views.challenge_detail, name="challenge-detail"),
     path("c/<slug:slug>/teams/new/", team_views.create, name="team-create"),
     path("c/<slug:slug>/p/<slug:phase>/", competition_views.phase_detail, name="phase-detail"),
-    path("c/<slug:slug>/p/<slug:phase>/submit/", submission_views.upload, name="submission-upload"),
+    path("c/<slug:slug>/p/<slug:phase>/submit/", upload_limit(submission_views.upload), name="submission-upload"),
     path("c/<slug:slug>/p/<slug:phase>/leaderboard/", leaderboard_views.leaderboard, name="leaderboard"),
     path("c/<slug:slug>/p/<slug:phase>/leaderboard.json", leaderboard_views.leaderboard_json,
          name="leaderboard-json"),
@@ -43,9 +55,9 @@ urlpatterns = [
     path("submissions/<int:pk>/status.json", submission_views.status_json, name="submission-status"),
     path("submissions/<int:pk>/select/", submission_views.select, name="submission-select"),
     path("api/v1/challenges", api.challenges, name="api-challenges"),
-    path("api/v1/phases/<int:phase_id>/submissions", api.submit, name="api-submit"),
+    path("api/v1/phases/<int:phase_id>/submissions", upload_limit(api.submit, json=True), name="api-submit"),
     path("api/v1/phases/<int:phase_id>/leaderboard", api.leaderboard, name="api-leaderboard"),
     path("api/v1/submissions/<int:pk>", api.submission, name="api-submission"),
-    path("api/v1/phases/<int:phase_id>/uploads", api.start_upload, name="api-upload-start"),
+    path("api/v1/phases/<int:phase_id>/uploads", upload_limit(api.start_upload, json=True), name="api-upload-start"),
     path("api/v1/uploads/<int:upload_id>/finish", api.finish_upload, name="api-upload-finish"),
 ]

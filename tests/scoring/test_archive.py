@@ -322,9 +322,7 @@ def test_macos_decomposed_names_match(tmp_path: Path) -> None:
 
 def test_interlaced_png_is_accepted(tmp_path: Path) -> None:
     # Adam7 passes of a 16x16 image: (width, height) of each, every row led by filter byte 0.
-    rows = b"".join(
-        (b"\x00" + bytes(3 * w)) * h for w, h in ((2, 2), (2, 2), (4, 2), (4, 4), (8, 4), (8, 8), (16, 8))
-    )
+    rows = b"".join((b"\x00" + bytes(3 * w)) * h for w, h in ((2, 2), (2, 2), (4, 2), (4, 4), (8, 4), (8, 8), (16, 8)))
     interlaced = bytearray(raw_png(*SIZE, rows=rows))
     interlaced[28] = 1  # IHDR interlace method: Adam7
     struct.pack_into(">I", interlaced, 29, zlib.crc32(bytes(interlaced[12:29])))

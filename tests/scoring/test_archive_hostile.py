@@ -211,7 +211,8 @@ def test_unsafe_member_names(tmp_path: Path, name: str, code: str, monkeypatch: 
     source = tmp_path / "sub.zip"
     source.write_bytes(data)
     report = check(source)
-    assert codes(report) == [(code, name)]
+    shown = name.replace("\x00", "\\x00").replace("\u202e", "\\u202e")  # escaped for display
+    assert codes(report) == [(code, shown)]
 
 
 def _rename(data: bytes, raw: bytes) -> bytes:
@@ -529,4 +530,3 @@ def test_dest_write_failure_is_raised_after_cleanup(tmp_path: Path, monkeypatch:
     with pytest.raises(OSError, match="No space"):
         check_and_extract(write_zip(tmp_path / "sub.zip", restored()), expected_for(), dest)
     assert not dest.exists()
-

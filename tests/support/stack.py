@@ -3,6 +3,7 @@ each a separate process, configured only through the environment as in productio
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
@@ -125,10 +126,8 @@ class LiveStack:
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         process = self.processes.pop(name)
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            pass
         process.wait(timeout=30)
 
     def log(self, name: str) -> str:
@@ -173,7 +172,7 @@ class WebUser:
         return self.http.post(self.base + path, data={**data, "csrfmiddlewaretoken": token}, files=files,
                               headers={"Referer": self.base + (form_page or path)}, timeout=120)
 
-    def sign_up(self, username: str, password: str = "a-Long-passw0rd!") -> None:
+    def sign_up(self, username: str, password: str = "a-Long-passw0rd!") -> None:  # noqa: S107 - test user
         response = self.post_form("/accounts/signup/", {
             "username": username, "email": f"{username}@example.org", "password1": password, "password2": password,
         })
