@@ -5,6 +5,7 @@ from competitions.models import Challenge, Phase
 from leaderboard.selectors import is_organizer
 from submissions.selectors import team_submissions
 from submissions.services import quota_status
+from submissions.uploads import direct_uploads_enabled
 from teams.services import team_of
 
 
@@ -25,6 +26,7 @@ def phase_detail(request, slug, phase):
     context = {
         "challenge": phase.challenge, "phase": phase, "team": team,
         "datasets": selectors.input_set_summary(phase), "organizer": is_organizer(request.user, phase),
+        "direct_uploads": direct_uploads_enabled(),
     }
     if team:
         context["submissions"] = team_submissions(phase, team)

@@ -208,3 +208,36 @@ def test_one_gigabyte_presigned_upload_does_not_grow_the_web_process(s3, tmp_pat
         assert requests.get(f"{stack.url}/healthz", timeout=10).ok
     finally:
         stack.close()
+
+
+@pytest.mark.browser
+def test_browser_upload_goes_straight_to_s3_with_progress(s3, tmp_path, weights_dir, artifacts_dir):
+    from playwright.sync_api import sync_playwright
+
+    stack = make_stack(tmp_path, weights_dir, s3)
+    try:
+        _, inputs = set_up_phase(stack, tmp_path)
+        stack.start_web()
+        user = WebUser(stack.url)
+        user.sign_up("grace")
+        user.create_team("ntire", "Team Grace")
+        archive = zip_folder(inputs, tmp_path / "restored.zip")
+        cookies = [{"name": c.name, "value": c.value, "url": stack.url} for c in user.http.cookies]
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
+                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run"])
+            page = browser.new_context().new_page()
+            page.context.add_cookies(cookies)
+            page.goto(f"{stack.url}/c/ntire/p/dev/")
+            page.set_input_files("#upload-form input[name=archive]", str(archive))
+            page.click("#upload-form button[type=submit]")
+            page.wait_for_url(re.compile(r".*/submissions/\d+/$"), timeout=60_000)
+            page.screenshot(path=str(artifacts_dir / "s3-browser-upload.png"), full_page=True)
+            submission = int(re.search(r"/submissions/(\d+)/$", page.url).group(1))
+            browser.close()
+        status = user.status(submission)
+        assert "directly in storage" in status["log"][0]["message"]
+        assert status["state"] == "submitted"  # no worker here: queued, never read by the web process
+    finally:
+        stack.close()
