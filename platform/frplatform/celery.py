@@ -3,6 +3,7 @@
 import os
 
 from celery import Celery
+from celery.signals import worker_process_init
 from kombu.transport import sqlalchemy as sqlalchemy_transport
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "frplatform.settings")
@@ -14,3 +15,22 @@ sqlalchemy_transport.Transport.polling_interval = 0.1
 app = Celery("frplatform")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@worker_process_init.connect
+def warm_up_models(**_kwargs) -> None:
+    """Scoring workers load their models once, at start, and keep them for every submission."""
+    if os.environ.get("FR_PRELOAD_MODELS", "1") != "1":
+        return
+    import logging
+
+    from django.db import connection
+
+    from submissions.pipeline import preload_models
+
+    try:
+        logging.getLogger(__name__).info("models loaded at start: %s", preload_models())
+    except Exception:  # a worker without weights still serves light work; scoring will say why
+        logging.getLogger(__name__).exception("could not preload the scoring models")
+    finally:
+        connection.close()

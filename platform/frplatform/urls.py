@@ -5,6 +5,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.http import JsonResponse
 from django.urls import path
+from django.views.generic import TemplateView
 
 from competitions import views as competition_views
 from leaderboard import views as leaderboard_views
@@ -54,6 +55,11 @@ urlpatterns = [
     path("submissions/<int:pk>/", submission_views.detail, name="submission-detail"),
     path("submissions/<int:pk>/status.json", submission_views.status_json, name="submission-status"),
     path("submissions/<int:pk>/select/", submission_views.select, name="submission-select"),
+    path("submissions/<int:pk>/restored/<str:dataset>/<str:stem>.png", submission_views.restored_image,
+         name="submission-restored-image"),
+    path("submissions/<int:pk>/input/<str:dataset>/<str:stem>.png", submission_views.input_image,
+         name="submission-input-image"),
+    path("api/", TemplateView.as_view(template_name="api_docs.html"), name="api-docs"),
     path("api/v1/challenges", api.challenges, name="api-challenges"),
     path("api/v1/phases/<int:phase_id>/submissions", upload_limit(api.submit, json=True), name="api-submit"),
     path("api/v1/phases/<int:phase_id>/leaderboard", api.leaderboard, name="api-leaderboard"),

@@ -20,10 +20,13 @@ from teams.services import team_of
 
 def token_user(request):
     header = request.headers.get("Authorization", "")
-    if header.startswith("Token "):
-        token = ApiToken.objects.select_related("user").filter(key=header[6:].strip()).first()
-        if token and token.user.is_active:
-            return token.user
+    if header:
+        # A wrong, revoked or malformed token is refused; it never falls back to the browser session.
+        if header.startswith("Token "):
+            token = ApiToken.objects.select_related("user").filter(key=header[6:].strip()).first()
+            if token and token.user.is_active:
+                return token.user
+        return None
     return request.user if request.user.is_authenticated else None
 
 

@@ -18,6 +18,7 @@ import threading
 import time
 from pathlib import Path
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
@@ -33,6 +34,7 @@ from scoring.results import ScoreReport
 from scoring.scorer import load_models, score_restored
 from submissions import transitions
 from submissions.models import DatasetScore, ImageScore, Submission, SubmissionResult
+from submissions.selectors import restored_image_name
 
 logger = logging.getLogger(__name__)
 State = Submission.State
@@ -90,6 +92,21 @@ def stream_to_file(name: str, target: Path) -> str:
             digest.update(block)
             out.write(block)
     return digest.hexdigest()
+
+
+def preload_models() -> list[str]:
+    """Load the models of every open phase's profile, so the first submission finds them warm."""
+    from django.utils import timezone
+
+    now = timezone.now()
+    loaded = []
+    for phase in Phase.objects.filter(opens_at__lte=now).exclude(closes_at__lt=now):
+        profile = phase_profile(phase)
+        if profile.needs_gpu and settings.FR_SCORING_DEVICE == "cpu":
+            continue
+        load_models(settings.FR_WEIGHTS_DIR, profile, settings.FR_SCORING_DEVICE)
+        loaded.append(profile.name)
+    return loaded
 
 
 def archive_limits(phase: Phase) -> ArchiveLimits:
@@ -150,6 +167,9 @@ def run_submission(submission_id: int) -> str:
         try:
             with beat:
                 result = score_restored(inputs, landmarks, restored, profile, models, progress=progress)
+        except SoftTimeLimitExceeded:
+            return _fail(submission_id, f"Scoring passed its time limit of {settings.FR_SCORING_TIME_LIMIT} s.",
+                         infrastructure=True)
         except SubmissionAbandoned:
             transitions.log(submission_id, "Scoring stopped: the submission was cancelled or taken over.")
             return Submission.objects.get(pk=submission_id).state
@@ -158,7 +178,10 @@ def run_submission(submission_id: int) -> str:
             return _fail(submission_id, f"A metric failed while scoring: {type(exc).__name__}: {exc}",
                          infrastructure=True)
         seconds = time.perf_counter() - started
-        return store_result(submission_id, result, seconds)
+        state = store_result(submission_id, result, seconds)
+        if state == State.SCORED:
+            keep_failed_images(submission_id, result, restored)
+        return state
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -264,6 +287,47 @@ def store_result(submission_id: int, report: ScoreReport, seconds: float) -> str
 
 class _AlreadyFinal(Exception):
     pass
+
+
+MAX_KEPT_FAILED_IMAGES = 500
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def keep_failed_images(submission_id: int, report: ScoreReport, restored: Path) -> int:
+    """Copy the restored images that failed the identity test (and nothing else) to storage, so the team can
+    compare them with their inputs. Best effort: the scores are already stored. Returns the number kept."""
+    kept = 0
+    failed = sorted((i for i in report.images if i.id_failed), key=lambda i: (i.dataset, i.stem))
+    _forget_restored_images(submission_id)  # a re-run's images replace the previous run's
+    for image in failed[:MAX_KEPT_FAILED_IMAGES]:
+        source = restored / image.dataset / f"{image.stem}.png"
+        name = restored_image_name(submission_id, image.dataset, image.stem)
+        try:
+            with open(source, "rb") as handle:
+                if handle.read(len(PNG_SIGNATURE)) != PNG_SIGNATURE:
+                    continue
+                handle.seek(0)
+                default_storage.save(name, handle)
+            kept += 1
+        except Exception:
+            logger.warning("could not keep restored image %s of submission %s", image.relpath, submission_id,
+                           exc_info=True)
+    if len(failed) > kept:
+        logger.info("kept %s of %s failed restored images of submission %s", kept, len(failed), submission_id)
+    return kept
+
+
+def _forget_restored_images(submission_id: int) -> None:
+    root = f"restored/{submission_id}"
+    try:
+        datasets, _files = default_storage.listdir(root)
+        for dataset in datasets:
+            for name in default_storage.listdir(f"{root}/{dataset}")[1]:
+                default_storage.delete(f"{root}/{dataset}/{name}")
+    except FileNotFoundError:
+        pass
+    except Exception:
+        logger.warning("could not remove the kept images of submission %s", submission_id, exc_info=True)
 
 
 def _notify(submission_id: int) -> None:

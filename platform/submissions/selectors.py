@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from datetime import datetime
+
 from django.db.models import QuerySet
 
-from submissions.models import Submission
-from teams.models import Membership
+from competitions.models import Phase
+from submissions.models import Submission, SubmissionEvent, SubmissionResult
+from teams.models import Membership, Team
 
 
 def team_submissions(phase, team) -> QuerySet[Submission]:
     return Submission.objects.filter(phase=phase, team=team).select_related("result").order_by("-created_at")
+
+
+def restored_image_name(submission_id: int, dataset: str, stem: str) -> str:
+    """Where the worker keeps a restored image that failed the identity test (served only through the
+    submission's image view, to those who may see the submission, never from a media URL)."""
+    return f"restored/{submission_id}/{dataset}/{stem}.png"
 
 
 def can_view_submission(user, submission: Submission) -> bool:
@@ -31,7 +41,8 @@ def submission_status(submission: Submission, include_scores: bool) -> dict:
         "finished_at": submission.finished_at.isoformat() if submission.finished_at else None,
         "progress": {"done": submission.progress_done, "total": submission.progress_total},
         "error": submission.error,
-        "log": [{"at": e.at.isoformat(), "state": e.state, "message": e.message} for e in submission.events.all()],
+        "log": [{"at": e.at.isoformat(), "state": e.state, "message": e.message}
+                for e in submission_log(submission, include_scores)],
     }
     result = getattr(submission, "result", None) if submission.state == Submission.State.SCORED else None
     if result is not None and include_scores:
@@ -48,7 +59,78 @@ def submission_status(submission: Submission, include_scores: bool) -> dict:
 
 def scores_visible_to_team(submission: Submission, user) -> bool:
     """Teams see their own scores unless the phase hides scores from everyone until publication."""
-    phase = submission.phase
+    return phase_scores_visible_to_team(submission.phase, user)
+
+
+def phase_scores_visible_to_team(phase, user) -> bool:
+    """Whether a team member (or an organizer) may see the scores of the team's own runs in ``phase``."""
     if phase.visibility != phase.Visibility.HIDDEN or phase.published:
         return True
-    return bool(user.is_staff or phase.challenge.organizers.filter(pk=user.pk).exists())
+    return bool(user is not None and user.is_authenticated and (
+        user.is_staff or phase.challenge.organizers.filter(pk=user.pk).exists()))
+
+
+HIDDEN_SCORES_MESSAGE = "Scored. The scores of this phase are hidden until the organizers publish them."
+
+
+def submission_log(submission: Submission, include_scores: bool) -> list[SubmissionEvent]:
+    """The submission's log; without scores, the "scored" entries (which quote the total) are reworded."""
+    events = list(submission.events.all())
+    if not include_scores:
+        for event in events:
+            if event.state == Submission.State.SCORED:
+                event.message = HIDDEN_SCORES_MESSAGE
+    return events
+
+
+@dataclass
+class HistoryPoint:
+    submission_id: int
+    created_at: datetime
+    total: float
+    valid: bool
+    failed_images: int
+    selected: bool
+
+
+@dataclass
+class PhaseHistory:
+    phase: Phase
+    points: list[HistoryPoint] = field(default_factory=list)
+
+
+def team_score_history(team, user) -> list[PhaseHistory]:
+    """Per phase of the team's challenge, the totals of the team's scored runs in submission order;
+    phases whose scores the viewer may not see are left out. Two queries."""
+    phases = [p for p in Phase.objects.filter(challenge=team.challenge_id).select_related("challenge")
+              if phase_scores_visible_to_team(p, user)]
+    history = {p.pk: PhaseHistory(p) for p in phases}
+    rows = (SubmissionResult.objects.filter(submission__team=team, submission__phase_id__in=list(history),
+                                            submission__state=Submission.State.SCORED)
+            .order_by("submission__created_at", "submission_id")
+            .values_list("submission__phase_id", "submission_id", "submission__created_at", "total", "valid",
+                         "failed_count", "submission__is_selected"))
+    for phase_id, pk, created_at, total, valid, failed, selected in rows:
+        history[phase_id].points.append(HistoryPoint(pk, created_at, total, valid, failed, selected))
+    return [h for h in history.values() if h.points]
+
+
+def counted_submission_id(phase, team, user) -> int | None:
+    """The team's submission that counts in ``phase`` under its selection rule, when the viewer may know it.
+
+    Under the "best" rule (and "selected" with no choice made) the answer follows the scores, so it is
+    given only where the viewer may see them."""
+    from leaderboard.selectors import counted_results
+
+    if phase.selection == Phase.Selection.SELECTED:
+        chosen = Submission.objects.filter(phase=phase, team=team, is_selected=True,
+                                           state=Submission.State.SCORED).values_list("pk", flat=True).first()
+        if chosen is not None:
+            return chosen
+    if phase.selection != Phase.Selection.LATEST and not phase_scores_visible_to_team(phase, user):
+        return None
+    result_id = (Team.objects.filter(pk=team.pk).annotate(result_id=counted_results(phase))
+                 .values_list("result_id", flat=True).first())
+    if result_id is None:
+        return None
+    return SubmissionResult.objects.filter(pk=result_id).values_list("submission_id", flat=True).first()

@@ -119,13 +119,24 @@ def create_submission(
     return submission
 
 
+QALIGN_QUEUE = "scoring_qalign"
+
+
+def scoring_queue(submission_id: int) -> str:
+    """Profiles with Q-Align (8B parameters, GPU only) go to workers that declare they can run it
+    by consuming the ``scoring_qalign`` queue; all others to ``scoring``."""
+    snapshot = Submission.objects.filter(pk=submission_id).values_list("phase__profile_snapshot", flat=True).first()
+    metrics = {term["metric"] for term in (snapshot or {}).get("terms", [])}
+    return QALIGN_QUEUE if "qalign" in metrics else "scoring"
+
+
 def enqueue_scoring(submission_id: int) -> bool:
     """Send the scoring task. If the broker is unreachable the submission stays "submitted"
     and the watchdog sends it again later: an upload is never lost to a broker outage."""
     from submissions.tasks import score_submission
 
     try:
-        score_submission.apply_async((submission_id,), retry=True,
+        score_submission.apply_async((submission_id,), queue=scoring_queue(submission_id), retry=True,
                                      retry_policy={"max_retries": 2, "interval_start": 0.5, "interval_step": 1})
     except Exception:
         logger.exception("could not queue submission %s; the watchdog will retry", submission_id)

@@ -1,12 +1,17 @@
+import re
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, JsonResponse
+from django.core.files.storage import default_storage
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
-from competitions.models import Phase
+from competitions.models import InputImage, Phase
+from leaderboard.charts import image_histograms
+from leaderboard.selectors import LOWER_IS_BETTER, METRIC_LABELS
 from submissions import selectors, services
-from submissions.models import Submission
+from submissions.models import ImageScore, Submission
 from teams.services import team_of
 
 
@@ -41,17 +46,34 @@ def _visible_submission(request, pk) -> Submission:
     return submission
 
 
+def _columns(keys) -> list[dict]:
+    return [{"key": k, "label": METRIC_LABELS.get(k, k), "lower": k in LOWER_IS_BETTER} for k in keys]
+
+
 def detail(request, pk):
     submission = _visible_submission(request, pk)
     show_scores = selectors.scores_visible_to_team(submission, request.user)
     result = getattr(submission, "result", None) if show_scores and submission.state == "scored" else None
-    return render(request, "submission.html", {
+    context = {
         "submission": submission, "phase": submission.phase, "challenge": submission.phase.challenge,
         "result": result, "show_scores": show_scores,
-        "datasets": result.datasets.all() if result else [],
-        "images": result.images.all() if result else [],
-        "events": submission.events.all(),
-    })
+        "events": selectors.submission_log(submission, show_scores),
+        "counted_id": selectors.counted_submission_id(submission.phase, submission.team, request.user),
+    }
+    if result is not None:
+        metric_keys = list(result.metrics)
+        image_keys = [k for k in metric_keys if k != "fid"]
+        images = list(result.images.all())
+        context.update({
+            "metric_columns": _columns(metric_keys), "image_columns": _columns(image_keys),
+            "dataset_rows": [{"row": d, "values": [d.metrics.get(k) for k in metric_keys]}
+                             for d in result.datasets.all()],
+            "overall_values": [result.metrics.get(k) for k in metric_keys],
+            "image_rows": [{"row": i, "values": [i.metrics.get(k) for k in image_keys]} for i in images],
+            "failed_images": [i for i in images if i.id_failed],
+            "chart_data": image_histograms(images, image_keys),
+        })
+    return render(request, "submission.html", context)
 
 
 def status_json(request, pk):
@@ -64,6 +86,57 @@ def status_json(request, pk):
 @require_POST
 def select(request, pk):
     submission = _visible_submission(request, pk)
-    services.select_submission(submission)
-    messages.success(request, f"Submission {submission.pk} now counts for your team in {submission.phase.name}.")
+    if submission.phase.selection != Phase.Selection.SELECTED:
+        messages.error(request, "In this phase the submission that counts is chosen by rule, not by the team.")
+    elif submission.state != Submission.State.SCORED:
+        messages.error(request, "Only a scored submission can be the one that counts.")
+    else:
+        services.select_submission(submission)
+        messages.success(request, f"Submission {submission.pk} now counts for your team in {submission.phase.name}.")
     return redirect("submission-detail", pk=pk)
+
+
+# --------------------------------------------------------------------------- images
+
+def _png_response(handle, filename: str) -> HttpResponse:
+    """A stored PNG for the page's <img> tags only: never sniffed, never a document, never cached publicly."""
+    response = FileResponse(handle, content_type="image/png")
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", filename).strip("._") or "image"
+    response["Content-Disposition"] = f'inline; filename="{safe[:150]}.png"'
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "default-src 'none'"
+    response["Cache-Control"] = "private, max-age=300"
+    return response
+
+
+def _open_stored(name: str):
+    try:
+        return default_storage.open(name, "rb")
+    except (FileNotFoundError, OSError):
+        raise Http404("No such image.") from None
+
+
+@require_GET
+def restored_image(request: HttpRequest, pk: int, dataset: str, stem: str) -> HttpResponse:
+    """A restored image that failed the identity test, kept by the worker; to those who may see the
+    submission's scores (the team, the organizers)."""
+    submission = _visible_submission(request, pk)
+    if submission.state != Submission.State.SCORED or not selectors.scores_visible_to_team(submission, request.user):
+        raise Http404("No such image.")
+    image = ImageScore.objects.filter(result__submission=submission, dataset=dataset, stem=stem,
+                                      id_failed=True).values_list("dataset", "stem").first()
+    if image is None:
+        raise Http404("No such image.")
+    handle = _open_stored(selectors.restored_image_name(submission.pk, *image))
+    return _png_response(handle, f"submission-{submission.pk}-{image[0]}-{image[1]}-restored")
+
+
+@require_GET
+def input_image(request: HttpRequest, pk: int, dataset: str, stem: str) -> HttpResponse:
+    """One of the phase's (low-quality) inputs, to those who may see the submission."""
+    submission = _visible_submission(request, pk)
+    row = InputImage.objects.filter(dataset__phase_id=submission.phase_id, dataset__name=dataset,
+                                    stem=stem).values_list("file", flat=True).first()
+    if not row:
+        raise Http404("No such image.")
+    return _png_response(_open_stored(row), f"{dataset}-{stem}-input")

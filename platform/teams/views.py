@@ -5,6 +5,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from competitions.models import Challenge
+from leaderboard.charts import history_charts
+from submissions.selectors import team_score_history
 from teams import services
 from teams.models import Membership, Team
 
@@ -27,12 +29,15 @@ def create(request, slug):
 def detail(request, pk):
     team = get_object_or_404(Team.objects.select_related("challenge"), pk=pk)
     is_member = Membership.objects.filter(team=team, user=request.user).exists()
-    if not is_member and not request.user.is_staff:
+    if not is_member and not request.user.is_staff and not team.challenge.organizers.filter(
+            pk=request.user.pk).exists():
         raise Http404("No such team.")
+    history = team_score_history(team, request.user)  # only the phases whose scores the viewer may see
     return render(request, "team.html", {
         "team": team, "challenge": team.challenge, "is_member": is_member,
         "members": team.memberships.select_related("user").order_by("joined_at"),
         "invitations": team.invitations.filter(accepted_at__isnull=True).select_related("invited_user"),
+        "history": history, "chart_data": history_charts(history),
     })
 
 

@@ -1,0 +1,189 @@
+"""Plotly figures as plain JSON data, built on the server from what the selectors return.
+
+Every function here takes data the caller has already filtered by the phase's visibility rules (a
+``Leaderboard`` that is not visible yields no chart at all), so a chart never shows more than the tables
+beside it. The page puts the result in a ``<script type="application/json">`` block (``json_script``) and
+static/charts.js draws it with static/vendor/plotly.min.js, served from our own origin.
+
+Figures are ``{"data": [...], "layout": {...}}`` dicts as plotly.js takes them; numbers that are not finite
+become ``null`` so the block stays valid JSON, and text from participants (team names) is escaped, since
+plotly.js reads a few HTML-like tags in labels.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from leaderboard.selectors import LOWER_IS_BETTER, METRIC_LABELS, Leaderboard
+from scoring.aggregate import weighted_terms, weighted_total
+from scoring.profile import ScoringProfile
+
+Figure = dict[str, Any]
+
+VALID_COLOR = "#23395d"
+INVALID_COLOR = "#c0392b"
+BASE_LAYOUT: dict[str, Any] = {
+    "margin": {"l": 60, "r": 20, "t": 40, "b": 50},
+    "font": {"family": "system-ui, sans-serif", "size": 12},
+    "hovermode": "closest",
+    "legend": {"orientation": "h", "y": -0.2},
+}
+
+
+def number(value: Any) -> float | None:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def label(text: str) -> str:
+    """Participant text as plotly.js shows it literally."""
+    return html.escape(str(text), quote=False)
+
+
+def metric_label(key: str) -> str:
+    name = METRIC_LABELS.get(key, key)
+    return f"{name} ({'lower' if key in LOWER_IS_BETTER else 'higher'} is better)"
+
+
+def layout(title: str, x_title: str = "", y_title: str = "", **extra: Any) -> dict[str, Any]:
+    return {**BASE_LAYOUT, "title": {"text": title},
+            "xaxis": {"title": {"text": x_title}, "automargin": True},
+            "yaxis": {"title": {"text": y_title}, "automargin": True}, **extra}
+
+
+def chart_data(figures: Mapping[str, Figure]) -> dict[str, Any]:
+    """What goes into the page's JSON block: ``{"figures": {name: figure}}``, in display order."""
+    return {"figures": dict(figures)}
+
+
+# --------------------------------------------------------------------------- leaderboard
+
+
+def dataset_total(profile: ScoringProfile | None, metrics: Mapping[str, Any]) -> float | None:
+    """The profile's formula applied to one dataset's metrics (None where a term's metric is missing)."""
+    if profile is None or any(number(metrics.get(term.metric)) is None for term in profile.terms):
+        return None
+    return number(weighted_total(weighted_terms(profile, metrics)))
+
+
+def leaderboard_charts(board: Leaderboard) -> dict[str, Any] | None:
+    """The scatter of total against mean identity similarity, and per-dataset bars of the total and of each
+    shown metric (``datasets-total``, ``datasets-<metric>``). None when the board is not visible."""
+    if not board.visible or not board.rows:
+        return None
+    figures: dict[str, Figure] = {"scatter": score_scatter(board)}
+    profile = ScoringProfile.from_dict(board.phase.profile_snapshot) if board.phase.profile_snapshot else None
+    for key in ("total", *board.metrics):
+        figures[f"datasets-{key}"] = dataset_bars(board, key, profile)
+    return chart_data(figures)
+
+
+def dataset_chart_options(board: Leaderboard) -> list[dict[str, str]]:
+    """The choices of the per-dataset chart's selector: figure name and label."""
+    return [{"figure": "datasets-total", "label": "Total"}] + [
+        {"figure": f"datasets-{m}", "label": METRIC_LABELS.get(m, m)} for m in board.metrics
+    ]
+
+
+def score_scatter(board: Leaderboard) -> Figure:
+    groups = (
+        ("Ranked", [r for r in board.rows if r.valid], {"color": VALID_COLOR, "symbol": "circle", "size": 11}),
+        (f"Not ranked: more than {board.phase.profile_snapshot.get('max_failed_images', 10)} identity failures",
+         [r for r in board.rows if not r.valid], {"color": INVALID_COLOR, "symbol": "x", "size": 12}),
+    )
+    traces = []
+    for name, rows, marker in groups:
+        if not rows:
+            continue
+        traces.append({
+            "type": "scatter", "mode": "markers+text", "name": name, "marker": marker,
+            "x": [number(r.id_similarity) for r in rows], "y": [number(r.total) for r in rows],
+            "text": [label(r.team) for r in rows], "textposition": "top center",
+            "customdata": [[r.rank if r.rank is not None else "—", r.failed_images, r.submission_id]
+                           for r in rows],
+            "hovertemplate": ("%{text}<br>rank %{customdata[0]}<br>total %{y:.4f}<br>identity similarity "
+                              "%{x:.4f}<br>%{customdata[1]} identity failure(s)<extra></extra>"),
+        })
+    return {"data": traces, "layout": layout("Total score against mean identity similarity",
+                                             "Mean identity similarity", "Total score")}
+
+
+def dataset_bars(board: Leaderboard, key: str, profile: ScoringProfile | None) -> Figure:
+    """Grouped bars: one group per dataset, one bar per team (in leaderboard order)."""
+    names = list(board.datasets)
+    teams = [row.team for row in board.rows]
+    values: dict[str, dict[str, float | None]] = {team: {} for team in teams}
+    for dataset, rows in board.datasets.items():
+        for r in rows:
+            value = dataset_total(profile, r.metrics) if key == "total" else number(r.metrics.get(key))
+            values.setdefault(r.team, {})[dataset] = value
+    traces = [{
+        "type": "bar", "name": label(team), "x": names, "y": [values[team].get(d) for d in names],
+        "hovertemplate": f"{label(team)}<br>%{{x}}: %{{y:.4f}}<extra></extra>",
+    } for team in teams]
+    if key == "total":
+        title, axis = "Total per dataset (the phase's formula on each dataset's means)", "Total"
+    else:
+        title, axis = f"{METRIC_LABELS.get(key, key)} per dataset", metric_label(key)
+    return {"data": traces, "layout": layout(title, "Dataset", axis, barmode="group")}
+
+
+# --------------------------------------------------------------------------- team history
+
+
+def history_charts(history: Iterable[Any]) -> dict[str, Any] | None:
+    """One line chart per phase (``history-<phase id>``) of the totals of the team's scored runs, from
+    ``submissions.selectors.team_score_history`` (already limited to the phases the viewer may see)."""
+    figures: dict[str, Figure] = {}
+    for phase_history in history:
+        points = phase_history.points
+        traces = [{
+            "type": "scatter", "mode": "lines+markers", "name": "Total",
+            "x": [p.created_at.isoformat() for p in points], "y": [number(p.total) for p in points],
+            "marker": {"color": [VALID_COLOR if p.valid else INVALID_COLOR for p in points],
+                       "symbol": ["circle" if p.valid else "x" for p in points], "size": 9},
+            "line": {"color": "#9aa9c2"},
+            "customdata": [[p.submission_id, p.failed_images, "selected" if p.selected else ""] for p in points],
+            "hovertemplate": ("submission %{customdata[0]} %{customdata[2]}<br>%{x}<br>total %{y:.4f}<br>"
+                              "%{customdata[1]} identity failure(s)<extra></extra>"),
+        }]
+        figures[f"history-{phase_history.phase.pk}"] = {
+            "data": traces,
+            "layout": layout(f"{label(phase_history.phase.name)}: total per submission", "Submitted", "Total",
+                             showlegend=False),
+        }
+    return chart_data(figures) if figures else None
+
+
+# --------------------------------------------------------------------------- submission
+
+
+def image_histograms(images: Iterable[Any], metrics: Iterable[str]) -> dict[str, Any] | None:
+    """The distribution of each metric, and of the identity similarity, across the submission's images:
+    one histogram per metric (``hist-<metric>``), stacked by dataset. ``images`` are ImageScore rows of a
+    result the viewer may see."""
+    images = list(images)
+    if not images:
+        return None
+    datasets = sorted({i.dataset for i in images})
+    series: dict[str, tuple[str, Any]] = {"id_similarity": ("Identity similarity", lambda i: i.id_similarity)}
+    for key in metrics:
+        if key == "fid":  # a set-level metric: no per-image value
+            continue
+        series[key] = (metric_label(key), lambda i, key=key: i.metrics.get(key))
+    figures: dict[str, Figure] = {}
+    for key, (title, value) in series.items():
+        traces = [{
+            "type": "histogram", "name": label(dataset),
+            "x": [number(value(i)) for i in images if i.dataset == dataset],
+            "hovertemplate": f"{label(dataset)}<br>%{{x}}: %{{y}} image(s)<extra></extra>",
+        } for dataset in datasets]
+        figures[f"hist-{key}"] = {"data": traces,
+                                  "layout": layout(title, title, "Images", barmode="stack", height=320)}
+    return chart_data(figures)
