@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from functools import wraps
 
@@ -15,7 +16,8 @@ def client_ip(request) -> str:
 
 def hit(scope: str, key: str, limit: int, window: int) -> bool:
     """Count one hit; True while the count stays within ``limit`` per ``window`` seconds."""
-    bucket = f"rl:{scope}:{key}:{int(time.time() // window)}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:32]  # never store a token in a cache key
+    bucket = f"rl:{scope}:{digest}:{int(time.time() // window)}"
     if cache.add(bucket, 1, timeout=window + 5):
         return True
     try:

@@ -73,6 +73,9 @@ def submit(request, phase_id):
     if team is None:
         return JsonResponse({"error": "you are not in a team for this challenge"}, status=403)
     archive = request.FILES.get("archive")
+    if getattr(request, "archive_too_large", None):
+        return JsonResponse({"error": f"The archive is larger than this phase accepts "
+                                      f"({phase.max_archive_bytes / 1e6:.1f} MB at most)."}, status=413)
     if archive is None:
         return JsonResponse({"error": "send the zip as the multipart field 'archive'"}, status=400)
     try:

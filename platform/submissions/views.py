@@ -21,7 +21,10 @@ def upload(request, slug, phase):
     phase = get_object_or_404(Phase.objects.select_related("challenge"), challenge__slug=slug, slug=phase)
     team = team_of(request.user, phase.challenge)
     archive = request.FILES.get("archive")
-    if team is None:
+    if getattr(request, "archive_too_large", None):
+        messages.error(request, f"The archive is larger than this phase accepts "
+                                f"({phase.max_archive_bytes / 1e6:.1f} MB at most); nothing was stored.")
+    elif team is None:
         messages.error(request, "Join or create a team before submitting.")
     elif archive is None:
         messages.error(request, "Choose a zip archive to upload.")
