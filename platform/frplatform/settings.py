@@ -55,6 +55,8 @@ if not SECRET_KEY:
     if PRODUCTION:
         raise RuntimeError("FR_SECRET_KEY must be set in production")
     SECRET_KEY = "embedded-default-not-secret"  # noqa: S105 - only for the embedded default
+# Rotating the key: put the old one here (comma-separated) so sessions survive the change.
+SECRET_KEY_FALLBACKS = [k for k in os.environ.get("FR_SECRET_KEY_FALLBACKS", "").split(",") if k]
 ALLOWED_HOSTS = [h for h in os.environ.get("FR_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",") if h]
 CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("FR_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 
@@ -70,6 +72,7 @@ INSTALLED_APPS = [
     "teams",
     "submissions",
     "leaderboard",
+    "organizers",
 ]
 
 MIDDLEWARE = [
@@ -131,6 +134,11 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
 S3_BUCKET = os.environ.get("FR_S3_BUCKET", "")
+S3_ACCESS_KEY_ID = os.environ.get("FR_S3_ACCESS_KEY_ID") or None
+S3_SECRET_ACCESS_KEY = os.environ.get("FR_S3_SECRET_ACCESS_KEY") or None
+S3_REGION = os.environ.get("FR_S3_REGION", "us-east-1")
+# Presigned upload URLs are signed for this address when participants reach S3 elsewhere.
+S3_PUBLIC_ENDPOINT_URL = os.environ.get("FR_S3_PUBLIC_ENDPOINT_URL", "")
 if S3_BUCKET:
     STORAGES = {
         "default": {
@@ -138,9 +146,9 @@ if S3_BUCKET:
             "OPTIONS": {
                 "bucket_name": S3_BUCKET,
                 "endpoint_url": os.environ.get("FR_S3_ENDPOINT_URL") or None,
-                "access_key": os.environ.get("FR_S3_ACCESS_KEY_ID") or None,
-                "secret_key": os.environ.get("FR_S3_SECRET_ACCESS_KEY") or None,
-                "region_name": os.environ.get("FR_S3_REGION", "us-east-1"),
+                "access_key": S3_ACCESS_KEY_ID,
+                "secret_key": S3_SECRET_ACCESS_KEY,
+                "region_name": S3_REGION,
                 "default_acl": None,
                 "file_overwrite": False,
                 "querystring_auth": True,

@@ -38,6 +38,18 @@ def _s3():
     return default_storage.connection.meta.client, default_storage.bucket_name
 
 
+def _presigner():
+    """Signs URLs for the address participants reach (FR_S3_PUBLIC_ENDPOINT_URL), which may differ
+    from the internal one the platform talks to; a signature covers the host."""
+    public = settings.S3_PUBLIC_ENDPOINT_URL
+    if not public:
+        return _s3()[0]
+    import boto3
+
+    return boto3.client("s3", endpoint_url=public, aws_access_key_id=settings.S3_ACCESS_KEY_ID,
+                        aws_secret_access_key=settings.S3_SECRET_ACCESS_KEY, region_name=settings.S3_REGION)
+
+
 @dataclass
 class StartedUpload:
     pending: PendingUpload
@@ -67,8 +79,9 @@ def start_upload(*, phase: Phase, team: Team, user, size: int, description: str 
     upload_id = client.create_multipart_upload(Bucket=bucket, Key=key, ContentType="application/zip")["UploadId"]
     pending = PendingUpload.objects.create(phase=phase, team=team, user=user, key=key, s3_upload_id=upload_id,
                                            size=size, part_size=part_size, description=description[:300])
+    signer = _presigner()
     urls = [
-        client.generate_presigned_url(
+        signer.generate_presigned_url(
             "upload_part", ExpiresIn=URL_LIFETIME,
             Params={"Bucket": bucket, "Key": key, "UploadId": upload_id, "PartNumber": number},
         )
