@@ -93,7 +93,7 @@ def fid_cache_dir() -> Path:
 
 def read_rgb(path: Path) -> np.ndarray:
     with Image.open(path) as img:
-        return np.asarray(img.convert("RGB"))
+        return np.array(img.convert("RGB"))  # a writable copy: torch.from_numpy shares its memory
 
 
 def to_unit_tensor(rgb: np.ndarray) -> torch.Tensor:

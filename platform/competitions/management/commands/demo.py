@@ -18,7 +18,7 @@ from django.utils import timezone
 from competitions.demo_data import make_demo_inputs, make_restored_zip
 from competitions.models import Challenge
 from competitions.services import create_challenge, create_phase, load_input_set
-from scoring.testweights import ensure_test_weights, shared_niqe_params
+from scoring.testweights import default_test_weights_dir, ensure_test_weights, shared_niqe_params
 from submissions import pipeline, services
 from teams.models import Team
 from teams.services import create_team
@@ -35,6 +35,10 @@ class Command(BaseCommand):
 
     def handle(self, port, seed_only, **options):
         call_command("migrate", interactive=False, verbosity=0)
+        if "FR_WEIGHTS_DIR" not in os.environ:
+            # No official weights configured: share the deterministic test weights the test suite
+            # uses (generated once per machine), for this process and the worker alike.
+            settings.FR_WEIGHTS_DIR = os.environ["FR_WEIGHTS_DIR"] = str(default_test_weights_dir())
         weights = Path(settings.FR_WEIGHTS_DIR)
         self.stdout.write(f"model weights: {weights}")
         ensure_test_weights(weights, niqe_params=shared_niqe_params())
