@@ -1,0 +1,93 @@
+"""Chromium (Debian's, never a downloaded one) driven by Python Playwright, and screenshots kept as artifacts."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run", "--disable-quic",
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (./dev setup installs Debian's)")
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=15_000)  # 5 s by default: too short for an upload on a busy 2-core machine
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh context per test: its own cookies, so its own signed-in user. ``page.http_errors`` lists every
+    response of 400 or more; ``page.js_errors`` every uncaught script error and every console error (a 404
+    stylesheet shows up only there: served as text/html with nosniff, Chromium aborts it without a response)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    page.http_errors, page.js_errors = [], []
+
+    def on_console(message) -> None:
+        where = message.location.get("url", "")
+        if message.type == "error" and not where.endswith("/favicon.ico"):  # the site has no icon
+            page.js_errors.append(f"{message.text} ({where})")
+
+    page.on("response", lambda r: r.status >= 400 and not r.url.endswith("/favicon.ico")
+            and page.http_errors.append(f"{r.status} {r.request.method} {r.url}"))
+    page.on("pageerror", lambda error: page.js_errors.append(str(error)))
+    page.on("console", on_console)
+    yield page
+    context.close()
+
+
+class Screenshots:
+    """``shots("step")`` writes ``<folder>/<prefix>-NN-step.png``, full page, numbered in order."""
+
+    def __init__(self, page, folder: Path, prefix: str):
+        self.page, self.folder, self.prefix, self.count = page, folder, prefix, 0
+        folder.mkdir(parents=True, exist_ok=True)
+        for stale in folder.glob(f"{prefix}-*.png"):  # a previous run's pictures would mislead
+            stale.unlink()
+        self.paths: list[Path] = []
+
+    def __call__(self, step: str) -> Path:
+        self.count += 1
+        path = self.folder / f"{self.prefix}-{self.count:02d}-{re.sub(r'[^a-z0-9]+', '-', step.lower())}.png"
+        self.page.screenshot(path=str(path), full_page=True)
+        self.paths.append(path)
+        return path
+
+
+@pytest.fixture
+def screenshots(page, artifacts_dir):
+    """A factory ``screenshots(prefix)`` used as a context manager (try/finally inside): the test shoots its
+    steps, and if anything in the block raises, the page as it was then is kept as ``<prefix>-NN-failed.png``."""
+
+    @contextmanager
+    def record(prefix: str) -> Iterator[Screenshots]:
+        shots = Screenshots(page, artifacts_dir / "browser", prefix)
+        failed = True
+        try:
+            yield shots
+            failed = False
+        finally:
+            if failed:
+                try:
+                    shots("failed")
+                except Exception as exc:  # the browser may be gone; keep the test's own error
+                    print(f"no failure screenshot: {exc}")
+
+    return record
