@@ -203,6 +203,9 @@ FR_SCRATCH_DIR = Path(os.environ.get("FR_SCRATCH_DIR", VAR_DIR / "scratch"))
 FR_SCORING_TIME_LIMIT = int(os.environ.get("FR_SCORING_TIME_LIMIT", "7200"))
 FR_HEARTBEAT_TIMEOUT = int(os.environ.get("FR_HEARTBEAT_TIMEOUT", "300"))
 FR_MAX_ATTEMPTS = int(os.environ.get("FR_MAX_ATTEMPTS", "3"))
+# A submission still queued after this long is sent to the broker again (its message may have
+# been lost with a broker restart); at most once per this interval.
+FR_RESEND_AFTER = int(os.environ.get("FR_RESEND_AFTER", "900"))
 
 if PRODUCTION:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

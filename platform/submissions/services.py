@@ -141,6 +141,7 @@ def enqueue_scoring(submission_id: int) -> bool:
     except Exception:
         logger.exception("could not queue submission %s; the watchdog will retry", submission_id)
         return False
+    Submission.objects.filter(pk=submission_id).update(queued_at=timezone.now())
     return True
 
 

@@ -49,8 +49,12 @@ def sweep(now=None) -> dict[str, int]:
             failed += 1
     # A message lost with a broker's restart leaves a submission "submitted" with nobody on it.
     # (Not the ones just requeued above: they were sent again already.)
+    # A long queue is not a lost one: each waiting submission is sent again at most once per
+    # FR_RESEND_AFTER, so duplicates stay few (and each is a no-op for the idempotent task).
+    resend_before = now - timedelta(seconds=settings.FR_RESEND_AFTER)
     lost = Submission.objects.filter(
-        state=State.SUBMITTED, created_at__lt=silent_since, heartbeat_at__isnull=True
+        Q(queued_at__lt=resend_before) | Q(queued_at__isnull=True, created_at__lt=resend_before),
+        state=State.SUBMITTED, heartbeat_at__isnull=True,
     ).exclude(pk__in=requeued_ids)
     resent = 0
     for submission in lost.only("pk"):

@@ -142,7 +142,7 @@ def restart_postgres() -> None:
 
 
 def test_restarting_redis_then_postgres_loses_and_duplicates_nothing(tmp_path, weights_dir):
-    stack = make_stack(tmp_path, weights_dir, FR_HEARTBEAT_TIMEOUT=6, FR_WATCHDOG_INTERVAL=2)
+    stack = make_stack(tmp_path, weights_dir, FR_HEARTBEAT_TIMEOUT=6, FR_WATCHDOG_INTERVAL=2, FR_RESEND_AFTER=8)
     try:
         _, inputs = set_up_phase(stack, tmp_path, max_per_day=10, max_running=10)
         stack.start_web()
