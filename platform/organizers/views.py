@@ -1,0 +1,337 @@
+"""The organizer pages. Every view checks that the user organizes the challenge (403 otherwise; 404 for an
+object looked up by id, so as not to confirm it exists); every action is a POST with a CSRF token."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import PurePosixPath
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.core.files.storage import default_storage
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from competitions.models import Challenge, Phase
+from competitions.selectors import input_set_summary
+from leaderboard.selectors import METRIC_LABELS, phase_leaderboard, shown_metrics
+from organizers import exports, selectors, services
+from organizers.forms import BaselineForm, ChallengeForm, EmailForm, InputSetForm, PhaseForm, RerunForm
+from scoring.inputs import InputSetError
+from submissions import services as submission_services
+from submissions.models import Submission
+from teams.models import Team
+
+# --------------------------------------------------------------------------- lookups with the permission check
+
+
+def _challenge(request: HttpRequest, slug: str) -> Challenge:
+    challenge = get_object_or_404(Challenge, slug=slug)
+    if not selectors.is_challenge_organizer(request.user, challenge):
+        raise PermissionDenied("Only the challenge's organizers may see this page.")
+    return challenge
+
+
+def _phase(request: HttpRequest, slug: str, phase: str) -> Phase:
+    found = get_object_or_404(Phase.objects.select_related("challenge"), challenge__slug=slug, slug=phase)
+    if not selectors.is_challenge_organizer(request.user, found.challenge):
+        raise PermissionDenied("Only the challenge's organizers may see this page.")
+    return found
+
+
+def _submission(request: HttpRequest, pk: int) -> Submission:
+    submission = get_object_or_404(Submission.objects.select_related("phase__challenge", "team"), pk=pk)
+    if not selectors.is_challenge_organizer(request.user, submission.phase.challenge):
+        raise Http404("No such submission.")
+    return submission
+
+
+def _team(request: HttpRequest, pk: int) -> Team:
+    team = get_object_or_404(Team.objects.select_related("challenge"), pk=pk)
+    if not selectors.is_challenge_organizer(request.user, team.challenge):
+        raise Http404("No such team.")
+    return team
+
+
+def _back(request: HttpRequest, default: str) -> HttpResponse:
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):
+        return redirect(target)
+    return redirect(default)
+
+
+def _checked(request: HttpRequest, name: str) -> bool:
+    return request.POST.get(name, "") in ("1", "on", "true", "yes")
+
+
+# --------------------------------------------------------------------------- challenges
+
+
+@require_GET
+def dashboard(request: HttpRequest) -> HttpResponse:
+    if not request.user.is_authenticated:
+        raise PermissionDenied("Log in as an organizer.")
+    challenges = selectors.organized_challenges(request.user)
+    can_create = selectors.can_create_challenge(request.user)
+    if not can_create and not challenges.exists():
+        raise PermissionDenied("You organize no challenge.")
+    return render(request, "organizers/dashboard.html", {"challenges": challenges, "can_create": can_create})
+
+
+@require_http_methods(["GET", "POST"])
+def challenge_create(request: HttpRequest) -> HttpResponse:
+    if not selectors.can_create_challenge(request.user):
+        raise PermissionDenied("Only staff may create challenges.")
+    form = ChallengeForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            challenge = services.create_challenge(user=request.user, **form.cleaned_data)
+        except services.OrganizerError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"Challenge {challenge.title} created. Add its phases.")
+            return redirect("organizers:challenge", slug=challenge.slug)
+    return render(request, "organizers/challenge_form.html", {"form": form})
+
+
+@require_http_methods(["GET", "POST"])
+def challenge_home(request: HttpRequest, slug: str) -> HttpResponse:
+    challenge = _challenge(request, slug)
+    form = ChallengeForm(request.POST or None, challenge=challenge)
+    if request.method == "POST" and form.is_valid():
+        services.update_challenge(challenge, **form.cleaned_data)
+        messages.success(request, "Challenge saved.")
+        return redirect("organizers:challenge", slug=challenge.slug)
+    return render(request, "organizers/challenge.html", {
+        "challenge": challenge, "form": form, "phases": challenge.phases.all(),
+        "organizers": challenge.organizers.order_by("username"),
+    })
+
+
+@require_http_methods(["GET", "POST"])
+def phase_create(request: HttpRequest, slug: str) -> HttpResponse:
+    challenge = _challenge(request, slug)
+    form = PhaseForm(request.POST or None, challenge=challenge)
+    if request.method == "POST" and form.is_valid():
+        try:
+            phase = services.create_phase(challenge=challenge, **form.phase_fields())
+        except services.OrganizerError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"Phase {phase.name} created. Upload its input set.")
+            return redirect("organizers:phase", slug=challenge.slug, phase=phase.slug)
+    return render(request, "organizers/phase_form.html", {"challenge": challenge, "form": form, "phase": None})
+
+
+# --------------------------------------------------------------------------- a phase
+
+
+def _phase_page(request: HttpRequest, phase: Phase, *, input_form: InputSetForm | None = None,
+                baseline_form: BaselineForm | None = None, no_face: list[str] | None = None) -> HttpResponse:
+    metrics = shown_metrics(phase)
+    entries = selectors.phase_entries(phase)
+    return render(request, "organizers/phase.html", {
+        "challenge": phase.challenge, "phase": phase, "datasets": input_set_summary(phase),
+        "input_form": input_form or InputSetForm(), "baseline_form": baseline_form or BaselineForm(),
+        "rerun_form": RerunForm(), "no_face": no_face or [],
+        "entries": entries, "metric_labels": [METRIC_LABELS.get(m, m) for m in metrics],
+        "unverified": selectors.unverified_count(phase, entries), "rerunnable": selectors.rerun_count(phase),
+        "recipients": selectors.phase_recipients(phase).count(),
+    })
+
+
+@require_GET
+def phase_home(request: HttpRequest, slug: str, phase: str) -> HttpResponse:
+    return _phase_page(request, _phase(request, slug, phase))
+
+
+@require_http_methods(["GET", "POST"])
+def phase_edit(request: HttpRequest, slug: str, phase: str) -> HttpResponse:
+    found = _phase(request, slug, phase)
+    form = PhaseForm(request.POST or None, challenge=found.challenge, phase=found)
+    if request.method == "POST" and form.is_valid():
+        fields = form.phase_fields()
+        fields.pop("slug", None)
+        services.update_phase(found, **fields)
+        messages.success(request, f"Phase {found.name} saved.")
+        return redirect("organizers:phase", slug=slug, phase=found.slug)
+    return render(request, "organizers/phase_form.html", {"challenge": found.challenge, "form": form, "phase": found})
+
+
+@require_POST
+def phase_publish(request: HttpRequest, slug: str, phase: str) -> HttpResponse:
+    found = _phase(request, slug, phase)
+    publish = _checked(request, "published")
+    try:
+        services.set_published(found, publish, allow_unverified=_checked(request, "allow_unverified"))
+    except services.OrganizerError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"The scores of {found.name} are {'now public' if publish else 'hidden again'}.")
+    return redirect("organizers:phase", slug=slug, phase=found.slug)
+
+
+@require_POST
+def input_set_upload(request: HttpRequest, slug: str, phase: str) -> HttpResponse:
+    found = _phase(request, slug, phase)
+    form = InputSetForm(request.POST, request.FILES)
+    if not form.is_valid():
+        return _phase_page(request, found, input_form=form)
+    try:
+        loaded = services.load_input_set_upload(found, form.cleaned_data["archive"], form.cleaned_data["landmarks"],
+                                                form.cleaned_data["thresholds"])
+    except services.NoFaceFound as exc:  # the page lists them; the form keeps its choices
+        return _phase_page(request, found, input_form=form, no_face=exc.missing)
+    except InputSetError as exc:
+        form.add_error(None, str(exc))
+        return _phase_page(request, found, input_form=form)
+    detected = f", {loaded.detected} located by RetinaFace" if loaded.detected else ""
+    messages.success(request, f"Input set stored: {loaded.images} images ({loaded.from_csv} landmarks from the CSV"
+                              f"{detected}).")
+    return redirect("organizers:phase", slug=slug, phase=found.slug)
+
+
+@require_POST
+def phase_rerun(request: HttpRequest, slug: str, phase: str) -> HttpResponse:
+    found = _phase(request, slug, phase)
+    form = RerunForm(request.POST)
+    reason = form.cleaned_data["reason"] if form.is_valid() else ""
+    count = services.rerun_phase(found, request.user, reason)
+    plural = "" if count == 1 else "s"
+    messages.success(request, f"{count} submission{plural} of {found.name} queued to be scored again.")
+    return _back(request, reverse("organizers:phase", args=[slug, found.slug]))
+
+
+@require_POST
+def baseline_add(request: HttpRequest, slug: str, phase: str) -> HttpResponse:
+    found = _phase(request, slug, phase)
+    form = BaselineForm(request.POST, request.FILES)
+    if form.is_valid():
+        try:
+            submission = services.add_baseline(phase=found, name=form.cleaned_data["name"],
+                                               upload=form.cleaned_data["archive"], by_user=request.user,
+                                               description=form.cleaned_data["description"])
+        except services.OrganizerError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"Baseline {submission.team.name}: submission {submission.pk} queued.")
+            return redirect("organizers:phase", slug=slug, phase=found.slug)
+    return _phase_page(request, found, baseline_form=form)
+
+
+@require_http_methods(["GET", "POST"])
+def phase_email(request: HttpRequest, slug: str, phase: str) -> HttpResponse:
+    found = _phase(request, slug, phase)
+    form = EmailForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        sent = services.email_phase_teams(found, by_user=request.user, **form.cleaned_data)
+        messages.success(request, f"Message sent to {sent} participant{'' if sent == 1 else 's'}.")
+        return redirect("organizers:phase", slug=slug, phase=found.slug)
+    return render(request, "organizers/email.html", {
+        "challenge": found.challenge, "phase": found, "form": form,
+        "recipients": selectors.phase_recipients(found),
+    })
+
+
+# --------------------------------------------------------------------------- exports
+
+
+@require_GET
+def leaderboard_csv(request: HttpRequest, slug: str, phase: str) -> HttpResponse:
+    """The leaderboard as CSV, under the same visibility rules as the page and its JSON: anyone may fetch it,
+    and hidden scores are left out for everyone but the organizers (the header alone)."""
+    found = get_object_or_404(Phase.objects.select_related("challenge"), challenge__slug=slug, slug=phase)
+    board = phase_leaderboard(found, request.user)
+    response = HttpResponse(exports.leaderboard_csv(board), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{slug}-{found.slug}-leaderboard.csv"'
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@require_GET
+def results_zip(request: HttpRequest, slug: str, phase: str) -> HttpResponse:
+    found = _phase(request, slug, phase)
+    spool = tempfile.TemporaryFile()  # noqa: SIM115 - FileResponse closes it once sent
+    exports.results_zip(found, spool)
+    spool.seek(0)
+    return FileResponse(spool, as_attachment=True, filename=f"{slug}-{found.slug}-eval-csv.zip",
+                        content_type="application/zip")
+
+
+@require_GET
+def archives_zip(request: HttpRequest, slug: str, phase: str) -> HttpResponse:
+    found = _phase(request, slug, phase)
+    response = StreamingHttpResponse(exports.stream_archives(found), content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="{slug}-{found.slug}-archives.zip"'
+    return response
+
+
+# --------------------------------------------------------------------------- the queue
+
+
+@require_GET
+def queue(request: HttpRequest, slug: str) -> HttpResponse:
+    challenge = _challenge(request, slug)
+    state = request.GET.get("state", "")
+    phase_slug = request.GET.get("phase", "")
+    overview = selectors.queue_overview(
+        challenge, state=state if state in Submission.State.values else "", phase_slug=phase_slug)
+    return render(request, "organizers/queue.html", {
+        "challenge": challenge, "queue": overview, "teams": selectors.challenge_teams(challenge),
+        "state_filter": state, "phase_filter": phase_slug, "final_states": Submission.FINAL_STATES,
+        "active_states": Submission.ACTIVE_STATES, "rerunnable_states": selectors.RERUNNABLE_STATES,
+        "next": request.get_full_path(),
+    })
+
+
+@require_POST
+def submission_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    submission = _submission(request, pk)
+    if submission_services.cancel_submission(submission, request.user):
+        messages.success(request, f"Submission {pk} cancelled.")
+    else:
+        messages.error(request, f"Submission {pk} could not be cancelled: it is {submission.get_state_display()}.")
+    return _back(request, reverse("organizers:queue", args=[submission.phase.challenge.slug]))
+
+
+@require_POST
+def submission_rerun(request: HttpRequest, pk: int) -> HttpResponse:
+    submission = _submission(request, pk)
+    if submission_services.rerun_submission(submission, request.user, request.POST.get("reason", "")[:200]):
+        messages.success(request, f"Submission {pk} queued to be scored again.")
+    else:
+        messages.error(request, f"Submission {pk} cannot be re-run while it is {submission.get_state_display()}.")
+    return _back(request, reverse("organizers:queue", args=[submission.phase.challenge.slug]))
+
+
+@require_POST
+def submission_verify(request: HttpRequest, pk: int) -> HttpResponse:
+    submission = _submission(request, pk)
+    verified = _checked(request, "verified")
+    services.set_verified(submission, verified)
+    messages.success(request, f"Submission {pk} of {submission.team.name} marked "
+                              f"{'verified' if verified else 'not verified'}.")
+    phase = submission.phase
+    return _back(request, reverse("organizers:phase", args=[phase.challenge.slug, phase.slug]))
+
+
+@require_GET
+def submission_factsheet(request: HttpRequest, pk: int) -> HttpResponse:
+    submission = _submission(request, pk)
+    if not submission.factsheet:
+        raise Http404("This submission has no factsheet.")
+    return FileResponse(default_storage.open(submission.factsheet.name, "rb"), as_attachment=True,
+                        filename=f"{exports.safe_name(submission.team.name)}--{pk}-"
+                                 f"{PurePosixPath(submission.factsheet.name).name}")
+
+
+@require_POST
+def team_disqualify(request: HttpRequest, pk: int) -> HttpResponse:
+    team = _team(request, pk)
+    disqualified = _checked(request, "disqualified")
+    services.set_disqualified(team, disqualified)
+    messages.success(request, f"Team {team.name} {'disqualified' if disqualified else 'requalified'}.")
+    return _back(request, reverse("organizers:queue", args=[team.challenge.slug]))
