@@ -5,7 +5,6 @@ Submission states change only through submissions.transitions (via submissions.s
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 import stat
@@ -29,7 +28,7 @@ from scoring.inputs import InputSetError, Landmarks, check_landmarks_cover, read
 from scoring.profile import get_profile
 from submissions import transitions
 from submissions.models import Submission
-from submissions.services import enqueue_scoring, rerun_submission
+from submissions.services import enqueue_scoring, rerun_submission, sha256_of_upload
 from teams.models import Team
 
 logger = logging.getLogger(__name__)
@@ -331,14 +330,6 @@ def set_verified(submission: Submission, verified: bool) -> Submission:
     return submission
 
 
-def _sha256_of(upload: File) -> str:
-    digest = hashlib.sha256()
-    for chunk in upload.chunks():
-        digest.update(chunk)
-    upload.seek(0)
-    return digest.hexdigest()
-
-
 def add_baseline(*, phase: Phase, name: str, upload: File, by_user, description: str = "",
                  enqueue: bool = True) -> Submission:
     """A named baseline row ("CodeFormer baseline"): a baseline team owned by the organizer (no membership, so
@@ -353,7 +344,7 @@ def add_baseline(*, phase: Phase, name: str, upload: File, by_user, description:
         raise OrganizerError("The uploaded file is empty.")
     if size > phase.max_archive_bytes:
         raise OrganizerError(f"The archive is {size} bytes; this phase accepts at most {phase.max_archive_bytes}.")
-    sha256 = _sha256_of(upload)
+    sha256 = sha256_of_upload(upload)
     try:
         with transaction.atomic():
             team, _ = Team.objects.get_or_create(challenge=phase.challenge, name=name,

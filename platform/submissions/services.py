@@ -75,7 +75,7 @@ def quota_status(phase: Phase, team: Team, now: datetime | None = None) -> Quota
     )
 
 
-def _sha256_of_upload(upload: File) -> str:
+def sha256_of_upload(upload: File) -> str:
     digest = hashlib.sha256()
     for chunk in upload.chunks():
         digest.update(chunk)
@@ -100,7 +100,7 @@ def create_submission(
         raise SubmissionRefused(
             f"The archive is {size / 1e6:.1f} MB; this phase accepts at most {phase.max_archive_bytes / 1e6:.1f} MB."
         )
-    sha256 = _sha256_of_upload(upload)
+    sha256 = sha256_of_upload(upload)
     with transaction.atomic():
         # Lock the team row so two parallel uploads cannot both take the last slot.
         Team.objects.select_for_update().get(pk=team.pk)
