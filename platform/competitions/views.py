@@ -3,7 +3,7 @@ from django.shortcuts import get_object_or_404, render
 from competitions import selectors
 from competitions.models import Challenge, Phase
 from leaderboard.selectors import is_organizer
-from submissions.selectors import phase_scores_visible_to_team, team_submissions
+from submissions.selectors import counted_submission_id, phase_scores_visible_to_team, team_submissions
 from submissions.services import quota_status
 from submissions.uploads import direct_uploads_enabled
 from teams.services import team_of
@@ -33,4 +33,5 @@ def phase_detail(request, slug, phase):
         context["quota"] = quota_status(phase, team)
         # A hidden phase shows the team no score of its own runs until the organizers publish them.
         context["show_scores"] = phase_scores_visible_to_team(phase, request.user)
+        context["counted_id"] = counted_submission_id(phase, team, request.user)
     return render(request, "phase.html", context)

@@ -4,14 +4,14 @@ from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.http import JsonResponse
-from django.urls import path
+from django.urls import include, path
 from django.views.generic import TemplateView
 
 from competitions import views as competition_views
 from leaderboard import views as leaderboard_views
 from submissions import api
-from submissions.upload_limits import phase_size_limit
 from submissions import views as submission_views
+from submissions.upload_limits import phase_size_limit
 from teams import views as team_views
 
 
@@ -45,7 +45,8 @@ urlpatterns = [
     path("c/<slug:slug>/", competition_views.challenge_detail, name="challenge-detail"),
     path("c/<slug:slug>/teams/new/", team_views.create, name="team-create"),
     path("c/<slug:slug>/p/<slug:phase>/", competition_views.phase_detail, name="phase-detail"),
-    path("c/<slug:slug>/p/<slug:phase>/submit/", upload_limit(phase_size_limit(submission_views.upload)), name="submission-upload"),
+    path("c/<slug:slug>/p/<slug:phase>/submit/", upload_limit(phase_size_limit(submission_views.upload)),
+         name="submission-upload"),
     path("c/<slug:slug>/p/<slug:phase>/leaderboard/", leaderboard_views.leaderboard, name="leaderboard"),
     path("c/<slug:slug>/p/<slug:phase>/leaderboard.json", leaderboard_views.leaderboard_json,
          name="leaderboard-json"),
@@ -61,8 +62,10 @@ urlpatterns = [
     path("submissions/<int:pk>/input/<str:dataset>/<str:stem>.png", submission_views.input_image,
          name="submission-input-image"),
     path("api/", TemplateView.as_view(template_name="api_docs.html"), name="api-docs"),
+    path("organize/", include("organizers.urls")),
     path("api/v1/challenges", api.challenges, name="api-challenges"),
-    path("api/v1/phases/<int:phase_id>/submissions", upload_limit(phase_size_limit(api.submit, check_csrf=False), json=True), name="api-submit"),
+    path("api/v1/phases/<int:phase_id>/submissions",
+         upload_limit(phase_size_limit(api.submit, check_csrf=False), json=True), name="api-submit"),
     path("api/v1/phases/<int:phase_id>/leaderboard", api.leaderboard, name="api-leaderboard"),
     path("api/v1/submissions/<int:pk>", api.submission, name="api-submission"),
     path("api/v1/phases/<int:phase_id>/uploads", upload_limit(api.start_upload, json=True), name="api-upload-start"),

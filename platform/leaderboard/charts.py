@@ -15,6 +15,7 @@ from __future__ import annotations
 import html
 import math
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from leaderboard.selectors import LOWER_IS_BETTER, METRIC_LABELS, Leaderboard
@@ -29,7 +30,7 @@ BASE_LAYOUT: dict[str, Any] = {
     "margin": {"l": 60, "r": 20, "t": 40, "b": 50},
     "font": {"family": "system-ui, sans-serif", "size": 12},
     "hovermode": "closest",
-    "legend": {"orientation": "h", "y": -0.2},
+    "legend": {"orientation": "h", "x": 0, "y": -0.25, "yanchor": "top"},
 }
 
 
@@ -39,6 +40,11 @@ def number(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return value if math.isfinite(value) else None
+
+
+def utc(moment: datetime) -> str:
+    """A time as plotly.js reads it (no offset: it would ignore one), in UTC."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def label(text: str) -> str:
@@ -145,7 +151,7 @@ def history_charts(history: Iterable[Any]) -> dict[str, Any] | None:
         points = phase_history.points
         traces = [{
             "type": "scatter", "mode": "lines+markers", "name": "Total",
-            "x": [p.created_at.isoformat() for p in points], "y": [number(p.total) for p in points],
+            "x": [utc(p.created_at) for p in points], "y": [number(p.total) for p in points],
             "marker": {"color": [VALID_COLOR if p.valid else INVALID_COLOR for p in points],
                        "symbol": ["circle" if p.valid else "x" for p in points], "size": 9},
             "line": {"color": "#9aa9c2"},
@@ -153,11 +159,13 @@ def history_charts(history: Iterable[Any]) -> dict[str, Any] | None:
             "hovertemplate": ("submission %{customdata[0]} %{customdata[2]}<br>%{x}<br>total %{y:.4f}<br>"
                               "%{customdata[1]} identity failure(s)<extra></extra>"),
         }]
-        figures[f"history-{phase_history.phase.pk}"] = {
-            "data": traces,
-            "layout": layout(f"{label(phase_history.phase.name)}: total per submission", "Submitted", "Total",
-                             showlegend=False),
-        }
+        history_layout = layout(f"{label(phase_history.phase.name)}: total per submission", "Submitted (UTC)",
+                                "Total", showlegend=False)
+        history_layout["xaxis"]["type"] = "date"
+        if len(points) == 1:  # a lone point: a day around it rather than a millisecond
+            at = points[0].created_at
+            history_layout["xaxis"]["range"] = [utc(at - timedelta(hours=12)), utc(at + timedelta(hours=12))]
+        figures[f"history-{phase_history.phase.pk}"] = {"data": traces, "layout": history_layout}
     return chart_data(figures) if figures else None
 
 
@@ -184,6 +192,7 @@ def image_histograms(images: Iterable[Any], metrics: Iterable[str]) -> dict[str,
             "x": [number(value(i)) for i in images if i.dataset == dataset],
             "hovertemplate": f"{label(dataset)}<br>%{{x}}: %{{y}} image(s)<extra></extra>",
         } for dataset in datasets]
-        figures[f"hist-{key}"] = {"data": traces,
-                                  "layout": layout(title, title, "Images", barmode="stack", height=320)}
+        hist_layout = layout(title, "", "Images", barmode="stack", height=340)
+        hist_layout["legend"] = {**BASE_LAYOUT["legend"], "y": -0.12}
+        figures[f"hist-{key}"] = {"data": traces, "layout": hist_layout}
     return chart_data(figures)

@@ -1,4 +1,4 @@
-from django.http import JsonResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, render
 
 from competitions.models import Phase
@@ -13,7 +13,7 @@ def _phase(slug, phase):
 def leaderboard(request, slug, phase):
     board = phase_leaderboard(_phase(slug, phase), request.user)
     columns = [{"key": m, "label": METRIC_LABELS.get(m, m), "lower": m in LOWER_IS_BETTER} for m in board.metrics]
-    charts = leaderboard_charts(board)  # None unless the viewer may see the scores
+    charts = board.memo("charts", lambda: leaderboard_charts(board))  # None unless the viewer may see the scores
     return render(request, "leaderboard.html", {
         "board": board, "phase": board.phase, "challenge": board.phase.challenge, "columns": columns,
         "chart_data": charts, "dataset_chart_options": dataset_chart_options(board) if charts else [],
@@ -21,4 +21,6 @@ def leaderboard(request, slug, phase):
 
 
 def leaderboard_json(request, slug, phase):
-    return JsonResponse(phase_leaderboard(_phase(slug, phase), request.user).to_json())
+    # The body is encoded once per board version (as JsonResponse would encode it).
+    body = phase_leaderboard(_phase(slug, phase), request.user).json_bytes()
+    return HttpResponse(body, content_type="application/json")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import wraps
 
 from accounts.models import ApiToken
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
 from django.shortcuts import get_object_or_404
 from django.views.decorators.csrf import csrf_exempt
@@ -99,7 +99,7 @@ def submission(request, pk):
 @api_view(["GET"], auth=False)
 def leaderboard(request, phase_id):
     phase = get_object_or_404(Phase.objects.select_related("challenge"), pk=phase_id)
-    return JsonResponse(phase_leaderboard(phase, request.api_user).to_json())
+    return HttpResponse(phase_leaderboard(phase, request.api_user).json_bytes(), content_type="application/json")
 
 
 def _json_body(request) -> dict:

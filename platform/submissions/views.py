@@ -9,7 +9,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from competitions.models import InputImage, Phase
 from leaderboard.charts import image_histograms
-from leaderboard.selectors import LOWER_IS_BETTER, METRIC_LABELS
+from leaderboard.selectors import LOWER_IS_BETTER, METRIC_LABELS, is_organizer
 from submissions import selectors, services
 from submissions.models import ImageScore, Submission
 from teams.services import team_of
@@ -64,7 +64,9 @@ def detail(request, pk):
         "counted_id": selectors.counted_submission_id(submission.phase, submission.team, request.user),
     }
     if result is not None:
-        metric_keys = list(result.metrics)
+        profile_order = [term["metric"] for term in result.profile.get("terms", [])]
+        metric_keys = [k for k in profile_order if k in result.metrics] + sorted(
+            k for k in result.metrics if k not in profile_order)
         image_keys = [k for k in metric_keys if k != "fid"]
         images = list(result.images.all())
         context.update({
@@ -93,6 +95,8 @@ def select(request, pk):
         messages.error(request, "In this phase the submission that counts is chosen by rule, not by the team.")
     elif submission.state != Submission.State.SCORED:
         messages.error(request, "Only a scored submission can be the one that counts.")
+    elif not submission.phase.is_open() and not is_organizer(request.user, submission.phase):
+        messages.error(request, "The phase is closed: the submission that counts can no longer be changed.")
     else:
         services.select_submission(submission)
         messages.success(request, f"Submission {submission.pk} now counts for your team in {submission.phase.name}.")

@@ -3,10 +3,10 @@
 import io
 
 import pytest
+from accounts.models import ApiToken
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from accounts.models import ApiToken
 from competitions.services import create_challenge, create_phase
 from submissions.models import Submission
 from teams.services import create_team
