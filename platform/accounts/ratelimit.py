@@ -27,12 +27,19 @@ def hit(scope: str, key: str, limit: int, window: int) -> bool:
         return True
 
 
-def limit_posts(scope: str, limit: int, window: int, key=lambda request: client_ip(request), json: bool = False):
-    """Refuse POSTs beyond ``limit`` per ``window`` seconds with 429 and a Retry-After header."""
+def limit_posts(scope: str, limit: int, window: int, key=lambda request: client_ip(request), json: bool = False,
+                rate=None):
+    """Refuse POSTs beyond ``limit`` per ``window`` seconds with 429 and a Retry-After header.
+
+    ``rate``: a callable returning (limit, window), read at each request (for settings).
+    """
 
     def decorate(view):
         @wraps(view)
         def wrapper(request, *args, **kwargs):
+            nonlocal limit, window
+            if rate is not None:
+                limit, window = rate()
             if request.method == "POST" and not hit(scope, key(request), limit, window):
                 message = f"Too many attempts; try again in {window // 60 or 1} minute(s)."
                 response = JsonResponse({"error": message}, status=429) if json else HttpResponse(message, status=429)

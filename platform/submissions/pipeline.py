@@ -31,7 +31,6 @@ from scoring.inputs import InputImage as ScoringInput
 from scoring.inputs import Landmarks
 from scoring.profile import ScoringProfile, get_profile
 from scoring.results import ScoreReport
-from scoring.scorer import load_models, score_restored
 from submissions import transitions
 from submissions.models import DatasetScore, ImageScore, Submission, SubmissionResult
 from submissions.selectors import restored_image_name
@@ -98,6 +97,8 @@ def preload_models() -> list[str]:
     """Load the models of every open phase's profile, so the first submission finds them warm."""
     from django.utils import timezone
 
+    from scoring.scorer import load_models
+
     now = timezone.now()
     loaded = []
     for phase in Phase.objects.filter(opens_at__lte=now).exclude(closes_at__lt=now):
@@ -142,8 +143,9 @@ def run_submission(submission_id: int) -> str:
         report = check_and_extract(archive_path, expected, restored, archive_limits(phase))
         archive_path.unlink(missing_ok=True)
         if not report.ok:
-            transitions.transition(submission_id, State.REJECTED, "Archive rejected.\n" + report.summary(),
-                                   error=report.summary()[:5000])
+            if transitions.transition(submission_id, State.REJECTED, "Archive rejected.\n" + report.summary(),
+                                      error=report.summary()[:5000]):
+                _notify(submission_id)
             return State.REJECTED
         if not transitions.transition(
             submission_id, State.SCORING, f"Archive valid: {report.checked_files} images. Scoring.",
@@ -152,6 +154,10 @@ def run_submission(submission_id: int) -> str:
             return Submission.objects.get(pk=submission_id).state
 
         profile = phase_profile(phase)
+        # Imported here, not at the top: the web processes import this module (to send the task)
+        # and must not load torch (~500 MiB of RSS) for it.
+        from scoring.scorer import load_models, score_restored
+
         try:
             models = load_models(settings.FR_WEIGHTS_DIR, profile, settings.FR_SCORING_DEVICE)
         except Exception as exc:  # missing or corrupt weights are the platform's fault
@@ -234,7 +240,8 @@ def _fail(submission_id: int, message: str, *, infrastructure: bool) -> str:
     if infrastructure:
         fields["counts_toward_quota"] = False
         message += " This run does not count against your team's quota."
-    transitions.transition(submission_id, State.FAILED, message, **fields)
+    if transitions.transition(submission_id, State.FAILED, message, **fields):
+        _notify(submission_id)
     return State.FAILED
 
 
@@ -336,10 +343,12 @@ def _notify(submission_id: int) -> None:
     if email:
         from django.core.mail import send_mail
 
+        # No score in the mail: the page shows them where the phase's visibility allows.
+        reason = f"\n\n{submission.error}" if submission.state != State.SCORED and submission.error else ""
         send_mail(
             f"Submission {submission_id} is {submission.state}",
             f"Your submission {submission_id} to {submission.phase.name} is {submission.state} at "
-            f"{timezone.now():%Y-%m-%d %H:%M} UTC.",
+            f"{timezone.now():%Y-%m-%d %H:%M} UTC.{reason}",
             None,
             [email],
             fail_silently=True,
