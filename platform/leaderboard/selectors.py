@@ -22,6 +22,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from decimal import ROUND_HALF_UP, Decimal
+from functools import cached_property
 from typing import Any, TypeVar
 
 from django.conf import settings
@@ -73,10 +74,21 @@ class Row:
     metrics: dict[str, float]
     official_weights: bool
     baseline: bool
-    # For the template: the shown metrics in column order, and the numbers, as floatformat:4 writes them.
-    cells: list[str] = field(default_factory=list)
-    total_text: str = ""
-    id_similarity_text: str = ""
+    shown: tuple[str, ...] = ()  # the board's metric columns, in order
+
+    # For the template, formatted on first use (a JSON reader never pays for it): the numbers as
+    # ``floatformat:4`` writes them, the metrics in column order.
+    @cached_property
+    def cells(self) -> list[str]:
+        return [format4(self.metrics.get(m)) for m in self.shown]
+
+    @cached_property
+    def total_text(self) -> str:
+        return format4(self.total)
+
+    @cached_property
+    def id_similarity_text(self) -> str:
+        return format4(self.id_similarity)
 
     def to_json(self, metrics: list[str]) -> dict[str, Any]:
         return {
@@ -96,8 +108,15 @@ class DatasetRow:
     metrics: dict[str, float]
     id_similarity: float
     failed_images: int
-    cells: list[str] = field(default_factory=list)
-    id_similarity_text: str = ""
+    shown: tuple[str, ...] = ()
+
+    @cached_property
+    def cells(self) -> list[str]:
+        return [format4(self.metrics.get(m)) for m in self.shown]
+
+    @cached_property
+    def id_similarity_text(self) -> str:
+        return format4(self.id_similarity)
 
 
 @dataclass
@@ -113,7 +132,7 @@ class Leaderboard:
     # Names this version of the board ("" when it is not cached: an organizer's preview, say).
     cache_key: str = ""
     _memo: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
-    _memo_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    _memo_lock: Any = field(default_factory=threading.RLock, repr=False, compare=False)
 
     def memo(self, name: str, compute: Callable[[], T]) -> T:
         """A value derived from this board, computed once per board (a cached board is shared by requests)."""
@@ -307,6 +326,7 @@ def phase_leaderboard(phase: Phase, viewer=None) -> Leaderboard:
 
 
 def _build(phase: Phase, metrics: list[str], notice: str) -> Leaderboard:
+    shown = tuple(metrics)
     results = counted_result_rows(phase)
     max_failed = int(phase.profile_snapshot.get("max_failed_images", 10))
     entries = [
@@ -322,8 +342,7 @@ def _build(phase: Phase, metrics: list[str], notice: str) -> Leaderboard:
             submission_id=r["submission_id"], submitted_at=r["submission__created_at"], total=r["total"],
             failed_images=r["failed_count"], valid=ranked.valid, id_similarity=r["id_similarity"],
             metrics=r["metrics"], official_weights=r["official_weights"], baseline=r["submission__team__is_baseline"],
-            cells=[format4(r["metrics"].get(m)) for m in metrics], total_text=format4(r["total"]),
-            id_similarity_text=format4(r["id_similarity"]),
+            shown=shown,
         ))
     order = {row.submission_id: index for index, row in enumerate(rows)}
     by_result = {r["pk"]: r for r in results}
@@ -337,7 +356,7 @@ def _build(phase: Phase, metrics: list[str], notice: str) -> Leaderboard:
         datasets.setdefault(dataset, []).append(DatasetRow(
             team=result["submission__team__name"], submission_id=result["submission_id"], image_count=image_count,
             metrics=values, id_similarity=id_similarity, failed_images=failed_count,
-            cells=[format4(values.get(m)) for m in metrics], id_similarity_text=format4(id_similarity),
+            shown=shown,
         ))
     known = list(NTIRE2025_DATASET_SIZES)
     datasets = {
