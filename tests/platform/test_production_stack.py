@@ -139,6 +139,10 @@ def restart_postgres() -> None:
     subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"], check=True,
                    timeout=120)
     wait_until(lambda: subprocess.run(["pg_isready", "-h", "127.0.0.1", "-q"]).returncode == 0, 60, "PostgreSQL")
+    # This test process's own connections (the suite's database) died with the server too.
+    from django.db import connections
+
+    connections.close_all()
 
 
 def test_restarting_redis_then_postgres_loses_and_duplicates_nothing(tmp_path, weights_dir):
