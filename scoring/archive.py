@@ -1092,6 +1092,10 @@ def _decode_problem(data: bytes, image: ExpectedImage) -> tuple[str, str] | None
     except (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error) as exc:
         # These are how Pillow reports damaged or truncated image data.
         return "corrupt_png", f"is a damaged or incomplete PNG ({exc}); export it again"
+    except (IndexError, KeyError, TypeError, ArithmeticError, MemoryError) as exc:
+        # Pillow's chunk parsers index into attacker-controlled bytes (e.g. a short iCCP chunk
+        # after the image data raises IndexError): still a damaged file, not our bug.
+        return "corrupt_png", f"is a damaged PNG ({type(exc).__name__} in a chunk); export it again"
     if mode != "RGB":
         return "wrong_mode", f"decodes as {mode}; submit 8-bit RGB (no alpha)"
     if size != (image.width, image.height):

@@ -530,3 +530,17 @@ def test_dest_write_failure_is_raised_after_cleanup(tmp_path: Path, monkeypatch:
     with pytest.raises(OSError, match="No space"):
         check_and_extract(write_zip(tmp_path / "sub.zip", restored()), expected_for(), dest)
     assert not dest.exists()
+
+
+def test_png_with_a_malformed_chunk_after_the_image_data(tmp_path: Path) -> None:
+    # Found by the fuzz run: a short iCCP chunk after IDAT made Pillow raise IndexError.
+    import zlib as _zlib
+
+    images = restored()
+    png = images["CelebA/b.png"]
+    iend = png.rindex(b"IEND") - 4
+    body = b"iCCP" + b"x\x00"  # a profile name, then no compression byte where one must be
+    chunk = struct.pack(">I", 2) + body + struct.pack(">I", _zlib.crc32(body) & 0xFFFFFFFF)
+    images["CelebA/b.png"] = png[:iend] + chunk + png[iend:]
+    report = check(write_zip(tmp_path / "sub.zip", images), tmp_path=tmp_path)
+    assert codes(report) == [("corrupt_png", "CelebA/b.png")]
