@@ -55,6 +55,7 @@ urlpatterns = [
     path("submissions/<int:pk>/", submission_views.detail, name="submission-detail"),
     path("submissions/<int:pk>/status.json", submission_views.status_json, name="submission-status"),
     path("submissions/<int:pk>/select/", submission_views.select, name="submission-select"),
+    path("submissions/<int:pk>/factsheet/", submission_views.attach_factsheet, name="submission-factsheet"),
     path("submissions/<int:pk>/restored/<str:dataset>/<str:stem>.png", submission_views.restored_image,
          name="submission-restored-image"),
     path("submissions/<int:pk>/input/<str:dataset>/<str:stem>.png", submission_views.input_image,

@@ -170,3 +170,38 @@ def select_submission(submission: Submission) -> None:
     with transaction.atomic():
         Submission.objects.filter(phase=submission.phase, team=submission.team).update(is_selected=False)
         Submission.objects.filter(pk=submission.pk).update(is_selected=True)
+
+
+MAX_FACTSHEET_BYTES = 20 * 1024 * 1024
+
+
+def attach_factsheet(submission: Submission, *, user, factsheet: File | None, code_url: str) -> Submission:
+    """The test phase's final entry carries a factsheet (PDF) and a link to the team's code, as NTIRE required."""
+    from django.core.exceptions import ValidationError
+    from django.core.validators import URLValidator
+
+    if submission.phase.kind != submission.phase.Kind.TEST:
+        raise SubmissionRefused("Factsheets and code links belong to test-phase submissions.")
+    if not submission.team.memberships.filter(user=user).exists():
+        raise SubmissionRefused("Only the team's members can attach its factsheet.")
+    if code_url:
+        try:
+            URLValidator(schemes=["https"])(code_url)
+        except ValidationError:
+            raise SubmissionRefused("The code link must be an https:// URL.") from None
+    fields = ["code_url"]
+    if factsheet is not None:
+        if factsheet.size > MAX_FACTSHEET_BYTES:
+            raise SubmissionRefused("The factsheet is larger than 20 MB.")
+        head = factsheet.read(5)
+        factsheet.seek(0)
+        if head != b"%PDF-":
+            raise SubmissionRefused("The factsheet must be a PDF file.")
+        submission.factsheet.save(f"{submission.pk}-factsheet.pdf", factsheet, save=False)
+        fields.append("factsheet")
+    submission.code_url = code_url
+    # The organizers verify what they see; a changed entry needs verifying again.
+    submission.verified = False
+    submission.save(update_fields=[*fields, "verified"])
+    transitions.log(submission.pk, f"Factsheet and code link updated by {user}.")
+    return submission

@@ -103,6 +103,20 @@ def select(request, pk):
     return redirect("submission-detail", pk=pk)
 
 
+@login_required
+@require_POST
+def attach_factsheet(request, pk):
+    submission = _visible_submission(request, pk)
+    try:
+        services.attach_factsheet(submission, user=request.user, factsheet=request.FILES.get("factsheet"),
+                                  code_url=request.POST.get("code_url", "").strip())
+    except services.SubmissionRefused as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, "Factsheet and code link saved; the organizers will verify them.")
+    return redirect("submission-detail", pk=pk)
+
+
 # --------------------------------------------------------------------------- images
 
 def _png_response(handle, filename: str) -> HttpResponse:
