@@ -91,3 +91,30 @@ def screenshots(page, artifacts_dir):
                     print(f"no failure screenshot: {exc}")
 
     return record
+
+
+@contextmanager
+def phase_stack(tmp_path_factory, weights_dir, name: str, title: str, setup_code: str | None = None) -> Iterator:
+    """An embedded stack with one phase "ntire/dev" (1 image per dataset, profile ntire2025-dev),
+    a worker and the web server: one per test module, so the worker loads its models once."""
+    from tests.support.env import subset_of_validation
+    from tests.support.stack import LiveStack
+
+    root = tmp_path_factory.mktemp(name)
+    inputs, landmarks = subset_of_validation(root, per_dataset=1)
+    stack = LiveStack("embedded", root / "stack", weights_dir)
+    try:
+        stack.manage("migrate", "--noinput")
+        stack.manage("create_phase", "--challenge", "ntire", "--title", title, "--phase", "dev",
+                     "--name", "Development", "--profile", "ntire2025-dev", "--inputs", str(inputs),
+                     "--landmarks", str(landmarks))
+        if setup_code:
+            stack.shell(setup_code)
+        stack.start_worker()
+        stack.start_web()
+        stack.inputs = inputs
+        yield stack
+    finally:
+        if "worker" in stack.processes:
+            stack.kill("worker")  # the sqla transport's warm shutdown takes its full 15 s grace
+        stack.close()

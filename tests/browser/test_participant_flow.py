@@ -12,8 +12,8 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.browser.conftest import phase_stack
 from tests.support.archives import zip_folder
-from tests.support.env import subset_of_validation
 from tests.support.stack import LiveStack
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -27,23 +27,8 @@ PASSWORD = "a-Long-passw0rd!"
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory, weights_dir):
-    """One stack for the module: the worker loads the models once."""
-    root = tmp_path_factory.mktemp("browser-stack")
-    inputs, landmarks = subset_of_validation(root, per_dataset=1)
-    stack = LiveStack("embedded", root / "stack", weights_dir)
-    try:
-        stack.manage("migrate", "--noinput")
-        stack.manage("create_phase", "--challenge", CHALLENGE, "--title", CHALLENGE_TITLE, "--phase", PHASE,
-                     "--name", PHASE_NAME, "--profile", "ntire2025-dev", "--inputs", str(inputs),
-                     "--landmarks", str(landmarks))
-        stack.start_worker()
-        stack.start_web()
-        stack.inputs = inputs
+    with phase_stack(tmp_path_factory, weights_dir, "browser-stack", CHALLENGE_TITLE) as stack:
         yield stack
-    finally:
-        if "worker" in stack.processes:
-            stack.kill("worker")  # the sqla transport's warm shutdown takes its full 15 s grace
-        stack.close()
 
 
 def assert_page_is_whole(page: Page) -> None:
