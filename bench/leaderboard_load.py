@@ -37,7 +37,6 @@ import os
 import random
 import secrets
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -219,12 +218,9 @@ class Server:
         wait_until(lambda: requests.get(f"{self.url}/healthz", timeout=2).ok, 60, f"gunicorn ({name})")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
+        from tests.support.stack import stop_process_group
+
+        stop_process_group(self.process)
         self.log.close()
 
 

@@ -66,12 +66,20 @@ def challenges(request):
     return JsonResponse({"challenges": data})
 
 
-@api_view(["POST"])
-def submit(request, phase_id):
+def _phase_and_team(request, phase_id):
+    """The phase (404 if unknown) and the caller's team in its challenge (a 403 answer if none)."""
     phase = get_object_or_404(Phase.objects.select_related("challenge"), pk=phase_id)
     team = team_of(request.api_user, phase.challenge)
     if team is None:
-        return JsonResponse({"error": "you are not in a team for this challenge"}, status=403)
+        return phase, None, JsonResponse({"error": "you are not in a team for this challenge"}, status=403)
+    return phase, team, None
+
+
+@api_view(["POST"])
+def submit(request, phase_id):
+    phase, team, refused = _phase_and_team(request, phase_id)
+    if refused:
+        return refused
     archive = request.FILES.get("archive")
     if getattr(request, "archive_too_large", None):
         return JsonResponse({"error": f"The archive is larger than this phase accepts "
@@ -115,10 +123,9 @@ def _json_body(request) -> dict:
 @api_view(["POST"])
 def start_upload(request, phase_id):
     """Begin a direct-to-S3 upload: returns presigned part URLs, or says to post the file."""
-    phase = get_object_or_404(Phase.objects.select_related("challenge"), pk=phase_id)
-    team = team_of(request.api_user, phase.challenge)
-    if team is None:
-        return JsonResponse({"error": "you are not in a team for this challenge"}, status=403)
+    phase, team, refused = _phase_and_team(request, phase_id)
+    if refused:
+        return refused
     if not uploads.direct_uploads_enabled():
         return JsonResponse({"mode": "post", "url": f"/api/v1/phases/{phase.pk}/submissions"}, status=200)
     body = _json_body(request)

@@ -123,3 +123,20 @@ def phase_stack(tmp_path_factory, weights_dir, name: str, title: str, setup_code
         if "worker" in stack.processes:
             stack.kill("worker")  # the sqla transport's warm shutdown takes its full 15 s grace
         stack.close()
+
+
+PASSWORD = "a-Long-passw0rd!"  # noqa: S105 - a throwaway test user
+
+
+def sign_up(page, base: str, username: str) -> None:
+    """Sign up through the form and see the session's user in the header."""
+    from playwright.sync_api import expect
+
+    page.goto(f"{base}/accounts/signup/")
+    page.fill("#id_username", username)
+    page.fill("#id_email", f"{username}@example.org")
+    page.fill("#id_password1", PASSWORD)
+    page.fill("#id_password2", PASSWORD)
+    page.click("form button[type=submit]")
+    expect(page.locator("#logout")).to_be_visible()
+    expect(page.locator("header nav")).to_contain_text(username)

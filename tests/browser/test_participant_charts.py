@@ -14,7 +14,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import phase_stack
+from tests.browser.conftest import phase_stack, sign_up
 from tests.support.archives import zip_folder
 from tests.support.stack import LiveStack
 
@@ -22,7 +22,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 CHALLENGE, CHALLENGE_TITLE = "ntire", "NTIRE 2025 charts test"
 PHASE, PHASE_NAME = "dev", "Development"
-PASSWORD = "a-Long-passw0rd!"
 FINAL_STATES = re.compile(r"^(Scored|Rejected|Failed|Cancelled)$")
 SETUP = """
 from competitions.models import Phase
@@ -41,13 +40,7 @@ def live(tmp_path_factory, weights_dir):
 
 
 def sign_up_with_team(page: Page, base: str, username: str, team: str) -> None:
-    page.goto(f"{base}/accounts/signup/")
-    page.fill("#id_username", username)
-    page.fill("#id_email", f"{username}@example.org")
-    page.fill("#id_password1", PASSWORD)
-    page.fill("#id_password2", PASSWORD)
-    page.click("form button[type=submit]")
-    expect(page.locator("#logout")).to_be_visible()
+    sign_up(page, base, username)
     page.goto(f"{base}/c/{CHALLENGE}/")
     page.click("#create-team")
     page.fill("input[name=name]", team)

@@ -12,7 +12,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import phase_stack
+from tests.browser.conftest import phase_stack, sign_up
 from tests.support.archives import zip_folder
 from tests.support.stack import LiveStack
 
@@ -22,7 +22,6 @@ CHALLENGE, CHALLENGE_TITLE = "ntire", "NTIRE 2025 browser test"
 PHASE, PHASE_NAME = "dev", "Development"
 DATASETS = {"CelebA", "CelebChild-Test", "LFW-Test", "WebPhoto-Test", "Wider-Test"}
 FINAL_STATES = re.compile(r"^(Scored|Rejected|Failed|Cancelled)$")
-PASSWORD = "a-Long-passw0rd!"
 
 
 @pytest.fixture(scope="module")
@@ -39,15 +38,6 @@ def assert_page_is_whole(page: Page) -> None:
     assert background == "rgb(35, 57, 93)", f"site.css not applied (header background {background})"
 
 
-def sign_up(page: Page, base: str, username: str) -> None:
-    page.goto(f"{base}/accounts/signup/")
-    page.fill("#id_username", username)
-    page.fill("#id_email", f"{username}@example.org")
-    page.fill("#id_password1", PASSWORD)
-    page.fill("#id_password2", PASSWORD)
-    page.click("form button[type=submit]")
-    expect(page.locator("#logout")).to_be_visible()
-    expect(page.locator("header nav")).to_contain_text(username)
 
 
 def create_team(page: Page, team: str) -> None:

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
-from tests.support.stack import wait_until
+from tests.support.stack import stop_process_group, wait_until
 
 ACCESS_KEY = "fr-test-access"
 SECRET_KEY = "fr-test-secret-not-a-real-one"  # noqa: S105 - a throwaway local test server
@@ -83,10 +81,5 @@ class SeaweedS3:
                 "FR_S3_ACCESS_KEY_ID": ACCESS_KEY, "FR_S3_SECRET_ACCESS_KEY": SECRET_KEY}
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
+        stop_process_group(self.process)
         self.log.close()

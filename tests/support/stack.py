@@ -44,6 +44,20 @@ def wait_until(condition: Callable[[], Any], timeout: float, what: str, interval
     raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what} (last error: {last_error})")
 
 
+def stop_process_group(process: subprocess.Popen, timeout: float = 20) -> None:
+    """SIGTERM the process's whole group, SIGKILL it if it has not gone within ``timeout``."""
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+    except ProcessLookupError:
+        pass
+
+
 class LiveStack:
     """``kind``: "embedded" (SQLite + sqla broker + local files) or "services" (PostgreSQL + Redis)."""
 
@@ -136,14 +150,7 @@ class LiveStack:
 
     def close(self) -> None:
         for name in list(self.processes):
-            process = self.processes[name]
-            if process.poll() is None:
-                try:
-                    os.killpg(process.pid, signal.SIGTERM)
-                    process.wait(timeout=15)
-                except (ProcessLookupError, subprocess.TimeoutExpired):
-                    os.killpg(process.pid, signal.SIGKILL)
-            self.processes.pop(name)
+            stop_process_group(self.processes.pop(name), timeout=15)
         if self.db_name:
             import psycopg
 
