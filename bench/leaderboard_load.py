@@ -1,7 +1,7 @@
 """Leaderboard under load: gunicorn on loopback against a seeded PostgreSQL database, driven by wrk.
 
     .venv/bin/python bench/leaderboard_load.py [--teams 1000] [--per-team 10] [--duration 30]
-        [--c8-duration 10] [--workers 2] [--head [--baseline-ref 35c7b6b]] [--profile-only] [--json-out FILE]
+        [--c8-duration 10] [--workers 2] [--before 0cb7b20] [--profile-only] [--json-out FILE]
 
 Creates a fresh database ``fr_bench_lb_<hex>`` on the local PostgreSQL (dropped at the end), migrates
 it, and seeds it with ``bulk_create``: one challenge, one phase with the ``ntire2025`` profile (all
@@ -14,19 +14,20 @@ Gunicorn servers (``--workers`` sync workers each, loopback only) run side by si
 
 * ``uncached`` -- this working tree with ``FR_LEADERBOARD_CACHE_SECONDS=0``: every request
   builds the board (the queries, ranking, template / JSON encoding);
-* ``cached``   -- this working tree as configured by default (boards cached per version; each
-  request still reads the version: one aggregate query);
-* ``fresh1``   -- as ``cached`` with ``FR_LEADERBOARD_FRESH_SECONDS=1`` (the version is read at
-  most once a second per process; changes show within a second);
-* ``head``     -- only with ``--head``: a copy of this working tree in which the files of the
-  leaderboard path (``BASELINE_FILES``) are replaced by their ``--baseline-ref`` version.
+* ``cached``   -- this working tree as configured by default (boards cached per version, the
+  version read by one primary-key lookup; a page of 100 teams; the JSON gzipped once per version);
+* ``before``   -- with ``--before REF`` (default ``0cb7b20``: the whole board in one page, inline chart
+  data, the version read by an aggregate query): a copy of this working tree in which the files of
+  the leaderboard path (``BASELINE_FILES``) are replaced by their version at REF.
 
-For each endpoint (the HTML leaderboard and ``leaderboard.json``) and each concurrency, the
-servers are measured one right after the other: ``wrk -t2 -c16 -d<duration>s`` (and ``-c8``)
+Endpoints: ``html`` (the page, as a browser asks: ``Accept-Encoding: gzip``), ``json`` (the whole
+board, 1,000 rows, without compression, as ``curl`` asks) and ``json-gz`` (the same with
+``Accept-Encoding: gzip``, as browsers and ``requests`` ask). For each endpoint and each concurrency
+the servers are measured one right after the other: ``wrk -t2 -c16 -d<duration>s`` (and ``-c8``)
 with a small Lua script that prints p50/p95/p99 (wrk's own ``--latency`` shows no p95).
 Before that: the single-request latency (one connection, sequential), and for the cached server
 the first request after a new result arrives (a cache miss). Last, an in-process profile of
-one uncached board: queries, SQL time, selector, template rendering, JSON encoding.
+one board: queries, SQL time, selector, template rendering, JSON encoding, gzip, charts.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ import sys
 import tempfile
 import time
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +59,9 @@ BASELINE_FILES = [
     "platform/leaderboard/selectors.py",
     "platform/leaderboard/views.py",
     "platform/submissions/api.py",
+    "platform/frplatform/urls.py",
     "templates/leaderboard.html",
+    "static/charts.js",
 ]
 TREE_PARTS = ["platform", "templates", "static", "scoring", "manage.py"]
 WRK_LUA = r"""
@@ -224,20 +228,22 @@ class Server:
         self.log.close()
 
 
-def sequential_ms(url: str, count: int) -> list[float]:
+def sequential_ms(url: str, count: int, headers: dict[str, str] | None = None) -> list[float]:
     session = requests.Session()
     times = []
     for _ in range(count):
         tick = time.perf_counter()
-        response = session.get(url, timeout=60)
+        response = session.get(url, timeout=60, headers=headers or {})
         times.append((time.perf_counter() - tick) * 1000)
         response.raise_for_status()
     return times
 
 
-def wrk(url: str, connections: int, seconds: int, threads: int, lua: Path) -> dict[str, Any]:
+def wrk(url: str, connections: int, seconds: int, threads: int, lua: Path,
+        headers: dict[str, str] | None = None) -> dict[str, Any]:
+    extra = [arg for name, value in (headers or {}).items() for arg in ("-H", f"{name}: {value}")]
     done = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "30s",
-                           "--latency", "-s", str(lua), url], capture_output=True, text=True,
+                           "--latency", "-s", str(lua), *extra, url], capture_output=True, text=True,
                           timeout=seconds + 90)
     line = next((x for x in done.stdout.splitlines() if x.startswith("WRKJSON ")), None)
     if done.returncode != 0 or line is None:
@@ -248,73 +254,46 @@ def wrk(url: str, connections: int, seconds: int, threads: int, lua: Path) -> di
 
 
 # --- in-process profile --------------------------------------------------------------------------
-def profile_miss(phase, baseline: Path | None, paths: dict[str, str]) -> list[dict[str, Any]]:
-    """Where one uncached request's time goes (each tree's selector and template), then whole
-    requests through this tree's views in-process (django.test.Client): cache miss and hit."""
-    import importlib.util
-    import json as jsonlib
+Endpoints = dict[str, tuple[str, dict[str, str]]]  # name -> (path, request headers)
 
-    from django.core.serializers.json import DjangoJSONEncoder
+
+def profile(phase, endpoints: Endpoints) -> list[dict[str, Any]]:
+    """Where one board's time goes in this tree (built in-process, three times), then whole requests through
+    the views (django.test.Client): the first after a change (miss) and the next ones (hit)."""
+    from django.core.cache import cache
     from django.db import connection
-    from django.template import engines
-    from django.test import RequestFactory
+    from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
-    from leaderboard import selectors
-    from leaderboard.selectors import LOWER_IS_BETTER, METRIC_LABELS
+    from leaderboard import selectors, views
+    from leaderboard.charts import leaderboard_charts
 
-    variants = [("uncached", selectors, ROOT / "templates" / "leaderboard.html")]
-    if baseline is not None:
-        spec = importlib.util.spec_from_file_location("head_selectors", baseline / "platform/leaderboard/selectors.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["head_selectors"] = module  # dataclasses look their module up there
-        spec.loader.exec_module(module)
-        variants.insert(0, ("head", module, baseline / "templates" / "leaderboard.html"))
-    request = RequestFactory().get("/")
-    rows = []
-    for name, module, template_path in variants:
-        template = engines["django"].from_string(template_path.read_text())
-        samples: dict[str, list[float]] = {"selector_ms": [], "sql_ms": [], "render_ms": [], "json_ms": []}
-        queries = 0
-        for _ in range(3):
-            if hasattr(module, "clear_cache"):
-                module.clear_cache()
-            from django.core.cache import cache
+    samples: dict[str, list[float]] = {}
+    sizes: dict[str, int] = {}
+    queries = 0
 
-            cache.clear()
-            tick = time.perf_counter()
-            with CaptureQueriesContext(connection) as captured:
-                board = module.phase_leaderboard(phase)
-            samples["selector_ms"].append((time.perf_counter() - tick) * 1000)
-            samples["sql_ms"].append(sum(float(q["time"]) for q in captured.captured_queries) * 1000)
-            queries = len(captured)
-            columns = [{"key": m, "label": METRIC_LABELS.get(m, m), "lower": m in LOWER_IS_BETTER}
-                       for m in board.metrics]
-            tick = time.perf_counter()
-            html = template.render({"board": board, "phase": phase, "challenge": phase.challenge,
-                                    "columns": columns}, request)
-            samples["render_ms"].append((time.perf_counter() - tick) * 1000)
-            tick = time.perf_counter()
-            body = jsonlib.dumps(board.to_json(), cls=DjangoJSONEncoder)
-            samples["json_ms"].append((time.perf_counter() - tick) * 1000)
-            if name != "head":
-                try:
-                    from leaderboard.charts import leaderboard_charts
-                except ImportError:
-                    continue
-                tick = time.perf_counter()
-                charts = leaderboard_charts(board)
-                samples.setdefault("charts_ms", []).append((time.perf_counter() - tick) * 1000)
-                samples.setdefault("charts_kib", []).append(len(jsonlib.dumps(charts)) / 1024)
-        row = {"tree": name, "queries": queries, "html_kib": len(html) // 1024, "json_kib": len(body) // 1024,
-               **{k: statistics.median(v) for k, v in samples.items()}}
-        rows.append(row)
+    def timed(name: str, compute):
+        tick = time.perf_counter()
+        value = compute()
+        samples.setdefault(name, []).append((time.perf_counter() - tick) * 1000)
+        return value
 
-    from django.core.cache import cache
-    from django.test import Client
+    for _ in range(3):
+        selectors.clear_cache()
+        with CaptureQueriesContext(connection) as captured:
+            board = timed("selector_ms", lambda: selectors.phase_leaderboard(phase))
+        samples.setdefault("sql_ms", []).append(sum(float(q["time"]) for q in captured.captured_queries) * 1000)
+        queries = len(captured)
+        page = board.page(1)
+        sizes["page_html_kib"] = len(timed("page_html_ms", partial(views.page_html, page))) // 1024
+        sizes["json_kib"] = len(timed("json_ms", board.json_bytes)) // 1024
+        sizes["json_gz_kib"] = len(timed("gzip_ms", board.json_gzip)) // 1024
+        sizes["charts_kib"] = len(json.dumps(timed("charts_ms", partial(leaderboard_charts, page)))) // 1024
+    rows = [{"tree": "build", "queries": queries, **sizes, **{k: statistics.median(v) for k, v in samples.items()}}]
 
     client = Client(HTTP_HOST="127.0.0.1")
-    for kind, path in paths.items():
+    for kind, (path, headers) in endpoints.items():
+        extra = {f"HTTP_{name.upper().replace('-', '_')}": value for name, value in headers.items()}
         for what in ("miss", "hit"):
             times = []
             for _ in range(3 if what == "miss" else 10):
@@ -323,7 +302,7 @@ def profile_miss(phase, baseline: Path | None, paths: dict[str, str]) -> list[di
                     cache.clear()
                 with CaptureQueriesContext(connection) as captured:
                     tick = time.perf_counter()
-                    response = client.get(path)
+                    response = client.get(path, **extra)
                     times.append((time.perf_counter() - tick) * 1000)
                 assert response.status_code == 200, response.status_code
             rows.append({"tree": f"view {kind} {what}", "queries": len(captured), "ms": statistics.median(times),
@@ -331,19 +310,18 @@ def profile_miss(phase, baseline: Path | None, paths: dict[str, str]) -> list[di
     return rows
 
 
-def print_profile(profile: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def print_profile(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     print(f"\nin-process profile ({load_average()})")
-    for row in profile:
+    for row in rows:
         if "ms" in row:
-            print(f"  {row['tree']:16} {row['queries']} queries, {row['ms']:.1f} ms ({row['kib']} KiB)")
+            print(f"  {row['tree']:18} {row['queries']} queries, {row['ms']:.1f} ms ({row['kib']} KiB)")
             continue
-        if "charts_ms" in row:
-            print(f"  {row['tree']:9} charts (leaderboard_charts) {row['charts_ms']:.1f} ms, "
-                  f"{row['charts_kib']:.0f} KiB of JSON")
-        print(f"  {row['tree']:9} {row['queries']} queries, SQL {row['sql_ms']:.1f} ms, selector "
-              f"{row['selector_ms']:.1f} ms, HTML render {row['render_ms']:.1f} ms ({row['html_kib']} KiB), "
-              f"JSON encode {row['json_ms']:.1f} ms ({row['json_kib']} KiB)")
-    return profile
+        print(f"  board build: {row['queries']} queries, SQL {row['sql_ms']:.1f} ms,"
+              f" selector {row['selector_ms']:.1f} ms; page 1 HTML {row['page_html_ms']:.1f} ms"
+              f" ({row['page_html_kib']} KiB); JSON {row['json_ms']:.1f} ms"
+              f" ({row['json_kib']} KiB), gzip {row['gzip_ms']:.1f} ms ({row['json_gz_kib']} KiB); page 1 charts"
+              f" {row['charts_ms']:.1f} ms ({row['charts_kib']} KiB)")
+    return rows
 
 
 def main() -> None:
@@ -354,9 +332,8 @@ def main() -> None:
     parser.add_argument("--c8-duration", type=int, default=10, help="seconds of each wrk -c8 run (0: skip)")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers per server")
-    parser.add_argument("--head", action="store_true", help="also run the BASELINE_FILES of --baseline-ref")
-    # 35c7b6b: the last commit before the leaderboard cache and the one-query selection.
-    parser.add_argument("--baseline-ref", default="35c7b6b")
+    # 0cb7b20: the last commit before the board version counter, the pages and the gzipped JSON.
+    parser.add_argument("--before", default="0cb7b20", help="also run the BASELINE_FILES of this commit ('': no)")
     parser.add_argument("--profile-only", action="store_true", help="seed, then only the in-process profile")
     parser.add_argument("--json-out")
     args = parser.parse_args()
@@ -380,31 +357,32 @@ def main() -> None:
         report["seeded"] = counts
         print(f"database {db_name}: {counts}")
 
-        baseline = baseline_tree(args.baseline_ref, work / "baseline") if args.head else None
-        paths = {"html": f"/c/bench/p/{phase.slug}/leaderboard/", "json": f"/c/bench/p/{phase.slug}/leaderboard.json"}
+        baseline = baseline_tree(args.before, work / "baseline") if args.before else None
+        board = f"/c/bench/p/{phase.slug}"
+        endpoints: Endpoints = {"html": (f"{board}/leaderboard/", {}), "json": (f"{board}/leaderboard.json", {}),
+                                "json-gz": (f"{board}/leaderboard.json", {"Accept-Encoding": "gzip"})}
         if args.profile_only:
-            print_profile(profile_miss(phase, baseline, paths))
+            print_profile(profile(phase, endpoints))
             return
-        variants = ([("head", baseline, {})] if baseline else []) + [
-            ("uncached", ROOT, {"FR_LEADERBOARD_CACHE_SECONDS": "0"}), ("cached", ROOT, {}),
-            ("fresh1", ROOT, {"FR_LEADERBOARD_FRESH_SECONDS": "1"})]
+        variants = ([("before", baseline, {})] if baseline else []) + [
+            ("uncached", ROOT, {"FR_LEADERBOARD_CACHE_SECONDS": "0"}), ("cached", ROOT, {})]
         servers = [Server(name, tree, {**env, **extra}, args.workers, work) for name, tree, extra in variants]
         for server in servers:
-            for path in paths.values():
-                sequential_ms(server.url + path, 4)  # warm both workers (imports, connections, caches)
+            for path, headers in endpoints.values():
+                sequential_ms(server.url + path, 4, headers)  # warm both workers (imports, connections, caches)
 
         print(f"\nsingle requests, one connection (ms; {load_average()})")
         single: list[dict[str, Any]] = []
-        for kind, path in paths.items():
+        for kind, (path, headers) in endpoints.items():
             for server in servers:
-                times = sequential_ms(server.url + path, 10 if server.name not in ("uncached", "head") else 4)
+                times = sequential_ms(server.url + path, 10 if server.name != "uncached" else 4, headers)
                 single.append({"tree": server.name, "endpoint": kind, "what": "steady",
                                "median_ms": statistics.median(times), "min_ms": min(times)})
             cached = next(s for s in servers if s.name == "cached")
             misses = []
             for _ in range(3):
                 add_result(phase, rng)
-                misses.append(sequential_ms(cached.url + path, 1)[0])
+                misses.append(sequential_ms(cached.url + path, 1, headers)[0])
             single.append({"tree": "cached", "endpoint": kind, "what": "first after a new result",
                            "median_ms": statistics.median(misses), "min_ms": min(misses)})
         for row in single:
@@ -412,8 +390,8 @@ def main() -> None:
                   f"  min {row['min_ms']:8.1f}")
         report["single"] = single
         for server in servers:  # both workers of each server on the latest version again
-            for path in paths.values():
-                sequential_ms(server.url + path, 4)
+            for path, headers in endpoints.values():
+                sequential_ms(server.url + path, 4, headers)
 
         lua = work / "percentiles.lua"
         lua.write_text(WRK_LUA)
@@ -421,23 +399,24 @@ def main() -> None:
         plan = [(16, args.duration)] + ([(8, args.c8_duration)] if args.c8_duration else [])
         print(f"\nwrk -t{args.threads}, gunicorn {args.workers} sync workers per server")
         print(f"  {'tree':9} {'endpoint':8} {'conns':>5} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}"
-              f" {'errors':>6}  load average after")
+              f" {'KiB/resp':>8} {'errors':>6}  load average after")
         for connections, seconds in plan:
-            for kind, path in paths.items():
+            for kind, (path, headers) in endpoints.items():
                 for server in servers:
-                    stats = wrk(server.url + path, connections, seconds, args.threads, lua)
+                    stats = wrk(server.url + path, connections, seconds, args.threads, lua, headers)
                     stats.update(tree=server.name, endpoint=kind, connections=connections, seconds=seconds,
                                  load=load_average())
                     runs.append(stats)
                     print(f"  {server.name:9} {kind:8} {connections:5d} {stats['rps']:8.1f}"
                           f" {stats['p50_us'] / 1000:8.1f} {stats['p95_us'] / 1000:8.1f}"
-                          f" {stats['p99_us'] / 1000:8.1f} {stats['errors']:6d}"
+                          f" {stats['p99_us'] / 1000:8.1f} {stats['bytes'] / max(stats['requests'], 1) / 1024:8.0f}"
+                          f" {stats['errors']:6d}"
                           f"  {stats['load']}", flush=True)
         report["wrk"] = runs
-        reference = "head" if baseline else "uncached"
+        reference = "before" if baseline else "uncached"
         print(f"\nagainst {reference}")
         for connections, _ in plan:
-            for kind in paths:
+            for kind in endpoints:
                 old = next(r for r in runs if r["tree"] == reference and r["endpoint"] == kind
                            and r["connections"] == connections)
                 for server in servers:
@@ -452,7 +431,7 @@ def main() -> None:
         for server in servers:
             server.stop()
         servers = []
-        report["profile"] = print_profile(profile_miss(phase, baseline, paths))
+        report["profile"] = print_profile(profile(phase, endpoints))
         print(f"\ndone; {load_average()}")
         if args.json_out:
             Path(args.json_out).write_text(json.dumps(report, indent=2), encoding="utf-8")

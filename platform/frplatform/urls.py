@@ -48,6 +48,8 @@ urlpatterns = [
     path("c/<slug:slug>/p/<slug:phase>/leaderboard/", leaderboard_views.leaderboard, name="leaderboard"),
     path("c/<slug:slug>/p/<slug:phase>/leaderboard.json", leaderboard_views.leaderboard_json,
          name="leaderboard-json"),
+    path("c/<slug:slug>/p/<slug:phase>/leaderboard-charts.json", leaderboard_views.leaderboard_charts_json,
+         name="leaderboard-charts"),
     path("teams/<int:pk>/", team_views.detail, name="team-detail"),
     path("teams/<int:pk>/invite/", team_views.invite, name="team-invite"),
     path("teams/<int:pk>/leave/", team_views.leave, name="team-leave"),

@@ -1,18 +1,17 @@
 """Reads for the leaderboard. A fixed number of queries, whatever the number of teams.
 
-A public board is built once per version and kept in this process (``phase_leaderboard``):
-the version is a fingerprint of everything the board shows, read in one aggregate query
-per request (see ``board_fingerprint``), so a new result, a re-run, a disqualification
-or a changed selection shows at once. Anything the fingerprint cannot see (a team renamed
-in the admin, a result row edited by hand) shows within ``FR_LEADERBOARD_CACHE_SECONDS``
-(default 300; 0 turns the cache off). The rendered table (template fragment cache) and the
-JSON body are keyed by the same version. ``FR_LEADERBOARD_FRESH_SECONDS`` (default 0) lets a
-process trust a fingerprint it read that many seconds ago instead of asking the database on
-every request: a busy deployment may set 1 or 2, so that changes show within that time.
+A public board is built once per version and kept in this process (``phase_leaderboard``). The
+version is the phase's counter in ``leaderboard.versions`` (raised in the same transaction as a new
+result, a re-run, a disqualification, a changed selection or a renamed team) plus the phase's own
+settings, so every change shows at once and checking costs one primary-key lookup. Anything that
+bypasses the counter (a raw SQL edit, say) shows within ``FR_LEADERBOARD_CACHE_SECONDS`` (default
+300; 0 turns the cache off). Derived things are built once per board and kept with it (``memo``):
+each HTML page of ``ROWS_PER_PAGE`` rows, its charts, the JSON body, its gzip and its entity tag.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
@@ -26,15 +25,15 @@ from functools import cached_property
 from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db.models import Count, F, Max, OuterRef, Q, Subquery, Sum, Window
+from django.db.models import F, OuterRef, Subquery, Window
 from django.db.models.expressions import OrderBy
 from django.db.models.functions import RowNumber
 
 from competitions.models import Phase
+from leaderboard.versions import current_version
 from scoring.profile import NTIRE2025_DATASET_SIZES
 from scoring.ranking import ScoredEntry, rank_entries
 from submissions.models import DatasetScore, Submission, SubmissionResult
-from teams.models import Team
 
 METRIC_LABELS = {
     "niqe": "NIQE", "clipiqa": "CLIP-IQA", "maniqa": "MANIQA", "musiq": "MUSIQ", "qalign": "Q-Align", "fid": "FID",
@@ -42,6 +41,7 @@ METRIC_LABELS = {
 LOWER_IS_BETTER = {"niqe", "fid"}
 T = TypeVar("T")
 _FOUR_PLACES = Decimal("0.0001")
+ROWS_PER_PAGE = 100  # of the HTML page and its charts; the JSON and CSV exports hold every row
 
 
 def format4(value: Any) -> str:
@@ -131,6 +131,9 @@ class Leaderboard:
     profile_formula: str = ""
     # Names this version of the board ("" when it is not cached: an organizer's preview, say).
     cache_key: str = ""
+    # For a page of the board (``page``): which one, and how many rows the whole board has.
+    page_number: int = 0
+    total_rows: int = 0
     _memo: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     _memo_lock: Any = field(default_factory=threading.RLock, repr=False, compare=False)
 
@@ -142,15 +145,51 @@ class Leaderboard:
             return self._memo[name]
 
     @property
-    def fragment_seconds(self) -> int:
-        """How long the rendered board may be kept (template fragment cache); 0 when it is not cached."""
-        return max(1, int(cache_seconds())) if self.cache_key else 0
+    def page_count(self) -> int:
+        """Pages of the whole board (a page knows the whole board's size from ``total_rows``)."""
+        return max(1, -(-(self.total_rows if self.page_number else len(self.rows)) // ROWS_PER_PAGE))
+
+    def page(self, number: int) -> Leaderboard:
+        """Rows ``(number - 1) * ROWS_PER_PAGE`` on, as a board of their own (same ranks), with the
+        per-dataset rows of those teams; built once per board. ``number`` is clamped to the pages there are."""
+        number = min(max(1, number), self.page_count)
+
+        def cut() -> Leaderboard:
+            rows = self.rows[(number - 1) * ROWS_PER_PAGE:number * ROWS_PER_PAGE]
+            shown = {row.submission_id for row in rows}
+            datasets = {name: [r for r in dataset_rows if r.submission_id in shown]
+                        for name, dataset_rows in self.datasets.items()}
+            return replace(self, rows=rows, datasets=datasets, page_number=number, total_rows=len(self.rows),
+                           cache_key=f"{self.cache_key}:page{number}" if self.cache_key else "",
+                           _memo={}, _memo_lock=threading.RLock())
+
+        return self.memo(f"page:{number}", cut)
+
+    @property
+    def first_row(self) -> int:
+        """The position of this page's first row on the whole board (1-based)."""
+        return (max(1, self.page_number) - 1) * ROWS_PER_PAGE + 1
+
+    def page_of_team(self, team_id: int) -> tuple[Row, int] | None:
+        """The team's row and the page it is on, if it is on the board."""
+        for index, row in enumerate(self.rows):
+            if row.team_id == team_id:
+                return row, index // ROWS_PER_PAGE + 1
+        return None
 
     def json_bytes(self) -> bytes:
         """``to_json()`` encoded as JsonResponse encodes it, once per board."""
         from django.core.serializers.json import DjangoJSONEncoder
 
         return self.memo("json_bytes", lambda: json.dumps(self.to_json(), cls=DjangoJSONEncoder).encode())
+
+    def json_gzip(self) -> bytes:
+        """``json_bytes()`` compressed, once per board (1.9 MB of JSON for 1,000 teams is ~10x smaller)."""
+        return self.memo("json_gzip", lambda: gzip.compress(self.json_bytes(), compresslevel=6, mtime=0))
+
+    def json_etag(self) -> str:
+        """A (weak: plain or gzip) entity tag of ``json_bytes()``, the same in every process that built it."""
+        return self.memo("json_etag", lambda: 'W/"' + hashlib.sha256(self.json_bytes()).hexdigest()[:32] + '"')
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -222,68 +261,24 @@ def cache_seconds() -> float:
     return _setting("FR_LEADERBOARD_CACHE_SECONDS", "300")
 
 
-def fresh_seconds() -> float:
-    return _setting("FR_LEADERBOARD_FRESH_SECONDS", "0")
-
-
-def board_fingerprint(phase: Phase) -> tuple[Any, ...]:
-    """What the board of ``phase`` shows, summed up in one aggregate query (no row leaves the database).
-
-    The phase's scored submissions, in one pass over the narrow submissions table: how many, the
-    newest id, the latest time one became scored, the ids of the selected ones. (A result is
-    written in the same transaction as its submission's move to "scored"; a re-run moves the
-    submission back and deletes the result, and scoring it again gives a new finish time.)
-    Then, as one-off subqueries: the ids of the challenge's disqualified and baseline teams, and
-    the newest result id of the whole table (an index lookup), so that no result written on its
-    own is missed. The phase's own settings come from the phase object.
-    """
-    scored = Q(state=Submission.State.SCORED)
-    teams = Team.objects.filter(challenge=phase.challenge_id).order_by().values("challenge")
-    data = Submission.objects.filter(phase=phase).aggregate(
-        scored=Count("pk", filter=scored), last=Max("pk", filter=scored), finished=Max("finished_at", filter=scored),
-        selected=Sum("pk", filter=scored & Q(is_selected=True)),
-        disqualified=Max(Subquery(teams.annotate(v=Sum("pk", filter=Q(disqualified=True))).values("v"))),
-        baseline=Max(Subquery(teams.annotate(v=Sum("pk", filter=Q(is_baseline=True))).values("v"))),
-        newest_result=Max(Subquery(SubmissionResult.objects.order_by("-pk").values("pk")[:1])),
-    )
-    return (*_phase_settings(phase), *(f"{k}={data[k]}" for k in sorted(data)))
-
-
-_boards: OrderedDict[str, tuple[Leaderboard, float]] = OrderedDict()  # version -> (board, built at)
-_checked: dict[int, tuple[str, float]] = {}  # phase id -> (version, read at), for FR_LEADERBOARD_FRESH_SECONDS
+# phase id -> (version, board, built at): the latest board of each phase only (with its pages, charts and
+# JSON a board of 1,000 teams holds ~6 MB; an older version is never asked for again).
+_boards: OrderedDict[int, tuple[str, Leaderboard, float]] = OrderedDict()
 _boards_lock = threading.Lock()
-_BOARDS_KEPT = 16
+_PHASES_KEPT = 32
 
 
 def clear_cache() -> None:
     """Forget the boards this process keeps (tests, benchmarks)."""
     with _boards_lock:
         _boards.clear()
-        _checked.clear()
 
 
 def board_version(phase: Phase) -> str:
-    """A digest of ``board_fingerprint``; read from the database unless FR_LEADERBOARD_FRESH_SECONDS allows
-    reusing this process's last reading for the phase."""
-    fresh = fresh_seconds()
-    now = time.monotonic()
-    if fresh > 0:
-        with _boards_lock:
-            seen = _checked.get(phase.pk)
-        # The phase's own settings are part of the version: compare them on every request.
-        if seen is not None and now - seen[1] < fresh and seen[0].endswith(_settings_digest(phase)):
-            return seen[0]
-    version = hashlib.sha256(repr(board_fingerprint(phase)).encode()).hexdigest()[:32] + _settings_digest(phase)
-    if fresh > 0:
-        with _boards_lock:
-            _checked[phase.pk] = (version, now)
-            if len(_checked) > 4 * _BOARDS_KEPT:
-                _checked.pop(next(iter(_checked)))
-    return version
-
-
-def _settings_digest(phase: Phase) -> str:
-    return ":" + hashlib.sha256(repr(_phase_settings(phase)).encode()).hexdigest()[:16]
+    """Names what the board of ``phase`` shows: the phase's counter (``leaderboard.versions``, one
+    primary-key lookup) and a digest of the phase's own settings (already in the phase object)."""
+    settings_digest = hashlib.sha256(repr(_phase_settings(phase)).encode()).hexdigest()[:16]
+    return f"{phase.pk}:{current_version(phase.pk)}:{settings_digest}"
 
 
 def _phase_settings(phase: Phase) -> tuple[Any, ...]:
@@ -308,19 +303,18 @@ def phase_leaderboard(phase: Phase, viewer=None) -> Leaderboard:
         return _build(phase, metrics, "")
     version = board_version(phase)
     with _boards_lock:
-        cached = _boards.get(version)
-        # The age limit bounds how long a change the fingerprint cannot see stays hidden.
-        if cached is not None and time.monotonic() - cached[1] < ttl:
-            _boards.move_to_end(version)
+        cached = _boards.get(phase.pk)
+        # The age limit bounds how long a change that bypassed the version counter stays hidden.
+        if cached is not None and cached[0] == version and time.monotonic() - cached[2] < ttl:
+            _boards.move_to_end(phase.pk)
             # This request's phase object (its name, dates, challenge) with the cached rows and memo.
-            return replace(cached[0], phase=phase)
+            return replace(cached[1], phase=phase)
     board = _build(phase, metrics, "")
-    # Unique to this build, so that the rendered fragment never outlives the board it shows.
-    board.cache_key = f"leaderboard:{phase.pk}:{version}:{time.time_ns()}"
+    board.cache_key = f"leaderboard:{version}:{time.time_ns()}"  # names this build
     with _boards_lock:
-        _boards[version] = (board, time.monotonic())
-        _boards.move_to_end(version)
-        while len(_boards) > _BOARDS_KEPT:
+        _boards[phase.pk] = (version, board, time.monotonic())
+        _boards.move_to_end(phase.pk)
+        while len(_boards) > _PHASES_KEPT:
             _boards.popitem(last=False)
     return board
 

@@ -1,26 +1,98 @@
-from django.http import HttpResponse
+"""The leaderboard page (a page of ``ROWS_PER_PAGE`` teams), its charts' data and its JSON export.
+
+Everything a public board shows is built once per board version and page (``Leaderboard.memo``):
+a request then costs the phase lookup, the version lookup and, for a signed-in reader, their team.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.http import HttpRequest, HttpResponse, HttpResponseNotModified
 from django.shortcuts import get_object_or_404, render
+from django.template.loader import render_to_string
+from django.utils.cache import patch_vary_headers
+from django.utils.safestring import mark_safe
 
 from competitions.models import Phase
 from leaderboard.charts import dataset_chart_options, leaderboard_charts
-from leaderboard.selectors import LOWER_IS_BETTER, METRIC_LABELS, phase_leaderboard
+from leaderboard.selectors import LOWER_IS_BETTER, METRIC_LABELS, Leaderboard, phase_leaderboard
+from teams.services import team_of
 
 
-def _phase(slug, phase):
+def _phase(slug: str, phase: str) -> Phase:
     return get_object_or_404(Phase.objects.select_related("challenge"), challenge__slug=slug, slug=phase)
 
 
-def leaderboard(request, slug, phase):
+def _page_number(request: HttpRequest) -> int:
+    try:
+        return int(request.GET.get("page", "1"))
+    except ValueError:
+        return 1
+
+
+def _page_links(page: Leaderboard) -> list[int | None]:
+    """Page numbers to link: the first, the last and three either side of this one (None: a gap)."""
+    wanted = {1, page.page_count, *range(page.page_number - 3, page.page_number + 4)}
+    links: list[int | None] = []
+    for number in sorted(n for n in wanted if 1 <= n <= page.page_count):
+        if links and links[-1] is not None and number > links[-1] + 1:
+            links.append(None)
+        links.append(number)
+    return links
+
+
+def page_html(page: Leaderboard) -> str:
+    """The tables, page links and chart slots of one page, rendered once per board version and page."""
+    def render_page() -> str:
+        columns = [{"key": m, "label": METRIC_LABELS.get(m, m), "lower": m in LOWER_IS_BETTER} for m in page.metrics]
+        return render_to_string("leaderboard_board.html", {
+            "board": page, "phase": page.phase, "challenge": page.phase.challenge, "columns": columns,
+            "first_row": page.first_row, "last_row": page.first_row + len(page.rows) - 1,
+            "page_links": _page_links(page), "dataset_chart_options": dataset_chart_options(page),
+        })
+
+    return mark_safe(page.memo("html", render_page))  # noqa: S308 - our own template's output
+
+
+def leaderboard(request: HttpRequest, slug: str, phase: str) -> HttpResponse:
     board = phase_leaderboard(_phase(slug, phase), request.user)
-    columns = [{"key": m, "label": METRIC_LABELS.get(m, m), "lower": m in LOWER_IS_BETTER} for m in board.metrics]
-    charts = board.memo("charts", lambda: leaderboard_charts(board))  # None unless the viewer may see the scores
-    return render(request, "leaderboard.html", {
-        "board": board, "phase": board.phase, "challenge": board.phase.challenge, "columns": columns,
-        "chart_data": charts, "dataset_chart_options": dataset_chart_options(board) if charts else [],
-    })
+    context = {"board": board, "phase": board.phase, "challenge": board.phase.challenge}
+    if board.visible:
+        context["board_html"] = page_html(board.page(_page_number(request)))
+        team = team_of(request.user, board.phase.challenge) if request.user.is_authenticated else None
+        if team is not None:
+            context["your_team"] = team
+            context["your_place"] = board.page_of_team(team.pk)
+    return render(request, "leaderboard.html", context)
 
 
-def leaderboard_json(request, slug, phase):
-    # The body is encoded once per board version (as JsonResponse would encode it).
-    body = phase_leaderboard(_phase(slug, phase), request.user).json_bytes()
+def leaderboard_charts_json(request: HttpRequest, slug: str, phase: str) -> HttpResponse:
+    """The figures of one page of the board (the same teams as its tables), for static/charts.js."""
+    board = phase_leaderboard(_phase(slug, phase), request.user)
+    page = board.page(_page_number(request)) if board.visible else board
+    body = page.memo("charts_json", lambda: json.dumps(leaderboard_charts(page) or {"figures": {}}).encode())
     return HttpResponse(body, content_type="application/json")
+
+
+def board_json_response(request: HttpRequest, board: Leaderboard) -> HttpResponse:
+    """The whole board as JSON (every row). A cached board's answer is gzip-compressed when the client accepts
+    it and is 304 Not Modified when the client has this version (both computed once per board); a board
+    built for this request alone (an organizer's preview, the cache turned off) is sent as it is."""
+    if not board.cache_key:
+        return HttpResponse(board.json_bytes(), content_type="application/json")
+    etag = board.json_etag()
+    if etag in request.headers.get("If-None-Match", ""):
+        response: HttpResponse = HttpResponseNotModified()
+    elif "gzip" in request.headers.get("Accept-Encoding", ""):
+        response = HttpResponse(board.json_gzip(), content_type="application/json")
+        response["Content-Encoding"] = "gzip"
+    else:
+        response = HttpResponse(board.json_bytes(), content_type="application/json")
+    response["ETag"] = etag
+    patch_vary_headers(response, ["Accept-Encoding"])
+    return response
+
+
+def leaderboard_json(request: HttpRequest, slug: str, phase: str) -> HttpResponse:
+    return board_json_response(request, phase_leaderboard(_phase(slug, phase), request.user))

@@ -319,7 +319,11 @@ def rerun_phase(phase: Phase, by_user, reason: str = "") -> int:
 
 
 def set_disqualified(team: Team, disqualified: bool) -> Team:
-    Team.objects.filter(pk=team.pk).update(disqualified=disqualified)
+    from leaderboard.versions import board_changed
+
+    with transaction.atomic():
+        Team.objects.filter(pk=team.pk).update(disqualified=disqualified)
+        board_changed(challenge_id=team.challenge_id)
     team.disqualified = disqualified
     return team
 

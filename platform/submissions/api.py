@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import wraps
 
 from accounts.models import ApiToken
-from django.http import Http404, HttpResponse, JsonResponse
+from django.http import Http404, JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
 from django.shortcuts import get_object_or_404
 from django.views.decorators.csrf import csrf_exempt
@@ -13,6 +13,7 @@ from django.views.decorators.http import require_http_methods
 
 from competitions.models import Challenge, Phase
 from leaderboard.selectors import phase_leaderboard
+from leaderboard.views import board_json_response
 from submissions import selectors, services, uploads
 from submissions.models import PendingUpload, Submission
 from teams.services import team_of
@@ -107,7 +108,7 @@ def submission(request, pk):
 @api_view(["GET"], auth=False)
 def leaderboard(request, phase_id):
     phase = get_object_or_404(Phase.objects.select_related("challenge"), pk=phase_id)
-    return HttpResponse(phase_leaderboard(phase, request.api_user).json_bytes(), content_type="application/json")
+    return board_json_response(request, phase_leaderboard(phase, request.api_user))
 
 
 def _json_body(request) -> dict:

@@ -167,9 +167,12 @@ def rerun_submission(submission: Submission, by_user, reason: str = "") -> bool:
 
 
 def select_submission(submission: Submission) -> None:
+    from leaderboard.versions import board_changed
+
     with transaction.atomic():
         Submission.objects.filter(phase=submission.phase, team=submission.team).update(is_selected=False)
         Submission.objects.filter(pk=submission.pk).update(is_selected=True)
+        board_changed(phase_ids=[submission.phase_id])
 
 
 MAX_FACTSHEET_BYTES = 20 * 1024 * 1024

@@ -41,7 +41,7 @@ def board_html(client) -> str:
 def html_teams(page: str) -> list[str]:
     """Team names of the main table's rows, in order."""
     table = page.split('id="leaderboard"', 1)[1].split("</table>", 1)[0]
-    return re.findall(r'<tr class="[^"]*" data-team="([^"]+)"', table)
+    return re.findall(r'<tr [^>]*data-team="([^"]+)"', table)
 
 
 def ranking(board: dict) -> list[tuple[int | None, str]]:

@@ -131,25 +131,6 @@ def test_the_cache_can_be_turned_off(client, settings, phase, make_team, make_sc
         assert hit == miss, kind
 
 
-def test_a_freshness_window_skips_the_version_query(client, settings, phase, make_team, make_scored):
-    """FR_LEADERBOARD_FRESH_SECONDS: within the window a read costs the phase lookup only; a change of the
-    phase's own settings still shows at once."""
-    settings.FR_LEADERBOARD_FRESH_SECONDS = 3600
-    add_teams(make_team, make_scored, 0, FEW)
-    plain = counts(client, phase, FEW)
-    settings.FR_LEADERBOARD_FRESH_SECONDS = 0
-    exact = counts(client, phase, FEW)
-    for kind in plain:
-        assert plain[kind][0] == exact[kind][0], kind  # a miss reads the version either way
-        assert plain[kind][1] == exact[kind][1] - 1, kind  # a hit skips it
-
-    settings.FR_LEADERBOARD_FRESH_SECONDS = 3600
-    assert all(rank is not None for rank, _, _ in teams_in(client, phase))  # the best, valid results
-    phase.selection = Phase.Selection.LATEST  # the latest results: over the identity-failure limit
-    phase.save()
-    assert [rank for rank, _, _ in teams_in(client, phase)] == [None] * FEW
-
-
 def teams_in(client, phase: Phase) -> list[tuple[int | None, str, float]]:
     import json
 

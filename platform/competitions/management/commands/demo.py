@@ -20,7 +20,6 @@ from competitions.models import Challenge
 from competitions.services import create_challenge, create_phase, load_input_set
 from scoring.testweights import default_test_weights_dir, ensure_test_weights, shared_niqe_params
 from submissions import pipeline, services
-from teams.models import Team
 from teams.services import create_team
 
 DEMO_PASSWORD = "demo-password-2025"  # noqa: S105 - printed on screen for the local demo
@@ -69,7 +68,8 @@ class Command(BaseCommand):
             load_input_set(phase, inputs, csv_path)
         self.stdout.write(f"seeded {challenge.title}: phases {dev.slug}, {test.slug}")
         baseline = create_team(challenge=challenge, name="Unsharp-mask baseline", user=organizer)
-        Team.objects.filter(pk=baseline.pk).update(is_baseline=True)
+        baseline.is_baseline = True
+        baseline.save(update_fields=["is_baseline"])
         zip_path = make_restored_zip(inputs, Path(settings.VAR_DIR) / "demo-baseline.zip")
         with open(zip_path, "rb") as handle:
             upload = File(handle, name="baseline.zip")
