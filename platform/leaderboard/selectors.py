@@ -25,11 +25,12 @@ from functools import cached_property
 from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db.models import F, OuterRef, Subquery, Window
+from django.db.models import F, OuterRef, QuerySet, Subquery, Value, Window
 from django.db.models.expressions import OrderBy
-from django.db.models.functions import RowNumber
+from django.db.models.functions import Coalesce, RowNumber
 
 from competitions.models import Phase
+from leaderboard.models import BoardVersion
 from leaderboard.versions import current_version
 from scoring.profile import NTIRE2025_DATASET_SIZES
 from scoring.ranking import ScoredEntry, rank_entries
@@ -274,11 +275,21 @@ def clear_cache() -> None:
         _boards.clear()
 
 
+def with_board_number(phases: QuerySet[Phase]) -> QuerySet[Phase]:
+    """``phases`` with their board counter read in the same query (``board_number``), so that a cached board
+    costs a reader one query in all."""
+    counter = BoardVersion.objects.filter(phase_id=OuterRef("pk")).values("number")[:1]
+    return phases.annotate(board_number=Coalesce(Subquery(counter), Value(0)))
+
+
 def board_version(phase: Phase) -> str:
-    """Names what the board of ``phase`` shows: the phase's counter (``leaderboard.versions``, one
-    primary-key lookup) and a digest of the phase's own settings (already in the phase object)."""
+    """Names what the board of ``phase`` shows: the phase's counter (``leaderboard.versions``: read with the
+    phase by ``with_board_number``, else one primary-key lookup) and a digest of the phase's own settings."""
+    number = getattr(phase, "board_number", None)
+    if number is None:
+        number = current_version(phase.pk)
     settings_digest = hashlib.sha256(repr(_phase_settings(phase)).encode()).hexdigest()[:16]
-    return f"{phase.pk}:{current_version(phase.pk)}:{settings_digest}"
+    return f"{phase.pk}:{number}:{settings_digest}"
 
 
 def _phase_settings(phase: Phase) -> tuple[Any, ...]:

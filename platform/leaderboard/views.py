@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseNotModified
 from django.shortcuts import get_object_or_404, render
 from django.template.loader import render_to_string
@@ -16,12 +17,13 @@ from django.utils.safestring import mark_safe
 
 from competitions.models import Phase
 from leaderboard.charts import dataset_chart_options, leaderboard_charts
-from leaderboard.selectors import LOWER_IS_BETTER, METRIC_LABELS, Leaderboard, phase_leaderboard
+from leaderboard.selectors import LOWER_IS_BETTER, METRIC_LABELS, Leaderboard, phase_leaderboard, with_board_number
 from teams.services import team_of
 
 
 def _phase(slug: str, phase: str) -> Phase:
-    return get_object_or_404(Phase.objects.select_related("challenge"), challenge__slug=slug, slug=phase)
+    phases = with_board_number(Phase.objects.select_related("challenge"))
+    return get_object_or_404(phases, challenge__slug=slug, slug=phase)
 
 
 def _page_number(request: HttpRequest) -> int:
@@ -55,15 +57,28 @@ def page_html(page: Leaderboard) -> str:
     return mark_safe(page.memo("html", render_page))  # noqa: S308 - our own template's output
 
 
+def _same_for_every_visitor(request: HttpRequest) -> bool:
+    """A visitor without a session or pending messages gets the same page as any other such visitor."""
+    cookies = {"messages", settings.SESSION_COOKIE_NAME} & request.COOKIES.keys()
+    return not request.user.is_authenticated and not cookies
+
+
 def leaderboard(request: HttpRequest, slug: str, phase: str) -> HttpResponse:
     board = phase_leaderboard(_phase(slug, phase), request.user)
     context = {"board": board, "phase": board.phase, "challenge": board.phase.challenge}
-    if board.visible:
-        context["board_html"] = page_html(board.page(_page_number(request)))
-        team = team_of(request.user, board.phase.challenge) if request.user.is_authenticated else None
-        if team is not None:
-            context["your_team"] = team
-            context["your_place"] = board.page_of_team(team.pk)
+    if not board.visible:
+        return render(request, "leaderboard.html", context)
+    page = board.page(_page_number(request))
+    context["board_html"] = page_html(page)
+    if board.cache_key and _same_for_every_visitor(request):
+        # The whole page, once per board version, page and shell text (the phase's and challenge's names).
+        shell = (board.phase.name, board.phase.challenge.title, board.phase.challenge.slug, board.phase.slug)
+        body = page.memo(f"anonymous:{shell}", lambda: render(request, "leaderboard.html", context).content)
+        return HttpResponse(body)
+    team = team_of(request.user, board.phase.challenge) if request.user.is_authenticated else None
+    if team is not None:
+        context["your_team"] = team
+        context["your_place"] = board.page_of_team(team.pk)
     return render(request, "leaderboard.html", context)
 
 

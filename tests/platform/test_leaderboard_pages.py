@@ -139,3 +139,40 @@ def test_a_board_built_for_one_request_is_sent_plainly(client, settings, teams):
     response = client.get(reverse("leaderboard-json", args=["ntire", "dev"]), HTTP_ACCEPT_ENCODING="gzip")
     assert response.status_code == 200 and "Content-Encoding" not in response and "ETag" not in response
     assert len(response.json()["rows"]) == TEAMS
+
+
+def message_cookie(text: str) -> str:
+    """The ``messages`` cookie Django's cookie message storage writes for one message."""
+    from django.contrib.messages import constants
+    from django.contrib.messages.storage.cookie import CookieStorage
+    from django.http import HttpResponse
+    from django.test import RequestFactory
+
+    storage = CookieStorage(RequestFactory().get("/"))
+    storage.add(constants.SUCCESS, text)
+    response = HttpResponse()
+    storage.update(response)
+    return response.cookies["messages"].value
+
+
+def test_visitors_without_a_session_share_one_rendered_page_and_others_get_their_own(client, teams, phase):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    first = page(client)
+    with CaptureQueriesContext(connection) as queries:
+        again = page(client)
+    assert again == first
+    assert len(queries) == 1  # the phase with its board counter; nothing else
+
+    phase.name = "Development, renamed"  # the shell's text is part of what the kept page is kept for
+    phase.save()
+    assert "Leaderboard: Development, renamed" in page(client)
+
+    client.cookies["messages"] = message_cookie("Phase saved.")  # a message waiting for this visitor
+    assert "Phase saved." in page(client)
+    assert "Phase saved." not in page(client)  # shown once, then the shared page again
+    client.force_login(teams[3].created_by)
+    assert "Your team <strong>Team 03</strong> is ranked <strong>4</strong>" in page(client)
+    client.logout()
+    assert 'id="your-place"' not in page(client)
