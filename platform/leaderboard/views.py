@@ -9,21 +9,23 @@ from __future__ import annotations
 import json
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, HttpResponseNotModified
-from django.shortcuts import get_object_or_404, render
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotModified
+from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.utils.cache import patch_vary_headers
 from django.utils.safestring import mark_safe
 
 from competitions.models import Phase
 from leaderboard.charts import dataset_chart_options, leaderboard_charts
-from leaderboard.selectors import LOWER_IS_BETTER, METRIC_LABELS, Leaderboard, phase_leaderboard, with_board_number
+from leaderboard.selectors import LOWER_IS_BETTER, METRIC_LABELS, Leaderboard, board_phase, phase_leaderboard
 from teams.services import team_of
 
 
 def _phase(slug: str, phase: str) -> Phase:
-    phases = with_board_number(Phase.objects.select_related("challenge"))
-    return get_object_or_404(phases, challenge__slug=slug, slug=phase)
+    found = board_phase(challenge_slug=slug, phase_slug=phase)
+    if found is None:
+        raise Http404("No such phase.")
+    return found
 
 
 def _page_number(request: HttpRequest) -> int:

@@ -12,7 +12,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from competitions.models import Challenge, Phase
-from leaderboard.selectors import phase_leaderboard, with_board_number
+from leaderboard.selectors import board_phase, phase_leaderboard
 from leaderboard.views import board_json_response
 from submissions import selectors, services, uploads
 from submissions.models import PendingUpload, Submission
@@ -107,7 +107,9 @@ def submission(request, pk):
 
 @api_view(["GET"], auth=False)
 def leaderboard(request, phase_id):
-    phase = get_object_or_404(with_board_number(Phase.objects.select_related("challenge")), pk=phase_id)
+    phase = board_phase(phase_id=phase_id)
+    if phase is None:
+        raise Http404
     return board_json_response(request, phase_leaderboard(phase, request.api_user))
 
 

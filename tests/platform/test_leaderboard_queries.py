@@ -195,3 +195,31 @@ def test_format4_writes_what_floatformat_4_writes():
                float("nan"), float("inf"), float("-inf"), None, 3, -7, True, "0.5", "x"]
     for value in values:
         assert selectors.format4(value) == str(floatformat(value, 4)), value
+
+
+def test_board_phase_reads_what_the_orm_reads_in_one_query(phase, make_team, make_scored):
+    """The leaderboard's own phase query (written once, not built by the ORM per request)."""
+    from django.forms.models import model_to_dict
+
+    from leaderboard.versions import current_version
+
+    phase.shown_metrics = ["musiq"]
+    phase.closes_at = timezone.now() + timedelta(days=3)
+    phase.save()
+    make_scored(make_team("Alpha"), 0.5)
+    orm = Phase.objects.select_related("challenge").get(pk=phase.pk)
+    with CaptureQueriesContext(connection) as queries:
+        by_slugs = selectors.board_phase(challenge_slug="ntire", phase_slug="dev")
+        by_id = selectors.board_phase(phase_id=phase.pk)
+        assert by_slugs.challenge.title == orm.challenge.title  # no query behind the relation
+    assert len(queries) == 2
+    for found in (by_slugs, by_id):
+        assert model_to_dict(found) == model_to_dict(orm)
+        assert [getattr(found, f.attname) for f in Phase._meta.concrete_fields] == \
+            [getattr(orm, f.attname) for f in Phase._meta.concrete_fields]
+        assert model_to_dict(found.challenge, exclude=["organizers"]) == \
+            model_to_dict(orm.challenge, exclude=["organizers"])
+        assert found.board_number == current_version(phase.pk) > 0
+        assert found.scores_public == orm.scores_public
+    assert selectors.board_phase(challenge_slug="ntire", phase_slug="nope") is None
+    assert selectors.board_phase(phase_id=phase.pk + 1000) is None
