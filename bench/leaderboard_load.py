@@ -15,12 +15,13 @@ Gunicorn servers (``--workers`` sync workers each, loopback only) run side by si
 * ``uncached`` -- this working tree with ``FR_LEADERBOARD_CACHE_SECONDS=0``: every request
   builds the board (the queries, ranking, template / JSON encoding);
 * ``cached``   -- this working tree as configured by default (boards cached per version, the
-  version read by one primary-key lookup; a page of 100 teams; the JSON gzipped once per version);
+  version read with the phase in one query; a page of 100 teams; the JSON gzipped once per version);
 * ``before``   -- with ``--before REF`` (default ``0cb7b20``: the whole board in one page, inline chart
   data, the version read by an aggregate query): a copy of this working tree in which the files of
   the leaderboard path (``BASELINE_FILES``) are replaced by their version at REF.
 
-Endpoints: ``html`` (the page, as a browser asks: ``Accept-Encoding: gzip``), ``json`` (the whole
+Endpoints: ``html`` (the first page, as a visitor without a session sees it), ``html-member`` (the
+same page signed in as the owner of a team on page 6: their rank and page are shown), ``json`` (the whole
 board, 1,000 rows, without compression, as ``curl`` asks) and ``json-gz`` (the same with
 ``Accept-Encoding: gzip``, as browsers and ``requests`` ask). For each endpoint and each concurrency
 the servers are measured one right after the other: ``wrk -t2 -c16 -d<duration>s`` (and ``-c8``)
@@ -160,6 +161,24 @@ def seed(teams: int, per_team: int, rng: random.Random) -> tuple[Any, dict[str, 
               "results": SubmissionResult.objects.count(), "dataset_rows": DatasetScore.objects.count(),
               "seconds": round(time.perf_counter() - started, 1)}
     return phase, counts
+
+
+def member_cookie(phase) -> str:
+    """A signed-in session of the owner of a team in the middle of the board (page 6), as a Cookie header."""
+    from django.conf import settings
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+    from django.contrib.sessions.backends.db import SessionStore
+
+    from teams.models import Membership, Team
+
+    team = Team.objects.filter(challenge=phase.challenge_id, disqualified=False).order_by("name")[500]
+    Membership.objects.get_or_create(team=team, user=team.created_by, challenge_id=phase.challenge_id,
+                                     defaults={"is_owner": True})
+    session = SessionStore()
+    session.update({SESSION_KEY: str(team.created_by.pk), BACKEND_SESSION_KEY: settings.AUTHENTICATION_BACKENDS[0],
+                    HASH_SESSION_KEY: team.created_by.get_session_auth_hash()})
+    session.create()
+    return f"{settings.SESSION_COOKIE_NAME}={session.session_key}"
 
 
 def add_result(phase, rng: random.Random) -> None:
@@ -359,7 +378,9 @@ def main() -> None:
 
         baseline = baseline_tree(args.before, work / "baseline") if args.before else None
         board = f"/c/bench/p/{phase.slug}"
-        endpoints: Endpoints = {"html": (f"{board}/leaderboard/", {}), "json": (f"{board}/leaderboard.json", {}),
+        endpoints: Endpoints = {"html": (f"{board}/leaderboard/", {}),
+                                "html-member": (f"{board}/leaderboard/", {"Cookie": member_cookie(phase)}),
+                                "json": (f"{board}/leaderboard.json", {}),
                                 "json-gz": (f"{board}/leaderboard.json", {"Accept-Encoding": "gzip"})}
         if args.profile_only:
             print_profile(profile(phase, endpoints))

@@ -37,6 +37,7 @@ from leaderboard.versions import current_version
 from scoring.profile import NTIRE2025_DATASET_SIZES
 from scoring.ranking import ScoredEntry, rank_entries
 from submissions.models import DatasetScore, Submission, SubmissionResult
+from teams.models import Membership, Team
 
 METRIC_LABELS = {
     "niqe": "NIQE", "clipiqa": "CLIP-IQA", "maniqa": "MANIQA", "musiq": "MUSIQ", "qalign": "Q-Align", "fid": "FID",
@@ -277,37 +278,53 @@ def clear_cache() -> None:
         _boards.clear()
 
 
-def board_phase(*, challenge_slug: str = "", phase_slug: str = "", phase_id: int | None = None) -> Phase | None:
-    """The phase (by slugs or id) with its challenge and its board counter (``board_number``), in one query.
+def board_phase(*, challenge_slug: str = "", phase_slug: str = "", phase_id: int | None = None,
+                viewer_id: int | None = None) -> Phase | None:
+    """The phase (by slugs or id) with its challenge and its board counter (``board_number``), in one query;
+    with ``viewer_id``, also that user's team in the challenge (``viewer_team``: its id and name, or None).
 
     The query is written once per process rather than built by the ORM on every request: building and
-    compiling the same join with its annotation cost ~1.6 ms, more than all the rest of a cached read."""
-    by_id = phase_id is not None
-    sql = _board_phase_sql(by_id)
+    compiling the same joins cost ~1.6 ms (the team lookup another ~1.5 ms), more than all the rest of a
+    cached read."""
+    by_id, with_viewer = phase_id is not None, viewer_id is not None
+    params: list[Any] = [viewer_id] if with_viewer else []
+    params += [phase_id] if by_id else [challenge_slug, phase_slug]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [phase_id] if by_id else [challenge_slug, phase_slug])
+        cursor.execute(_board_phase_sql(by_id, with_viewer), params)
         row = cursor.fetchone()
     if row is None:
         return None
     split = len(Phase._meta.concrete_fields)
     phase = _from_row(Phase, row[:split])
-    phase.challenge = _from_row(Challenge, row[split:-1])
-    phase.board_number = row[-1] or 0
+    end = split + len(Challenge._meta.concrete_fields)
+    phase.challenge = _from_row(Challenge, row[split:end])
+    phase.board_number = row[end] or 0
+    if with_viewer:
+        team_id, team_name = row[end + 1:end + 3]
+        phase.viewer_team = (Team.from_db(connection.alias, ["id", "challenge_id", "name"],
+                                          [team_id, phase.challenge_id, team_name]) if team_id is not None else None)
     return phase
 
 
 @functools.cache
-def _board_phase_sql(by_id: bool) -> str:
+def _board_phase_sql(by_id: bool, with_viewer: bool) -> str:
     quote = connection.ops.quote_name
     phase_columns = ", ".join(f"p.{quote(f.column)}" for f in Phase._meta.concrete_fields)
     challenge_columns = ", ".join(f"c.{quote(f.column)}" for f in Challenge._meta.concrete_fields)
     where = f"p.{quote('id')} = %s" if by_id else f"c.{quote('slug')} = %s AND p.{quote('slug')} = %s"
-    # Only names from the models' metadata go into the text; the slugs and the id are parameters.
-    return (f"SELECT {phase_columns}, {challenge_columns}, v.{quote('number')}"  # noqa: S608
+    viewer_columns = viewer_joins = ""
+    if with_viewer:  # one team per user per challenge: a unique constraint on the membership
+        viewer_columns = f", t.{quote('id')}, t.{quote('name')}"
+        viewer_joins = (
+            f" LEFT JOIN {quote(Membership._meta.db_table)} m ON m.{quote('challenge_id')} = p.{quote('challenge_id')}"
+            f" AND m.{quote('user_id')} = %s"
+            f" LEFT JOIN {quote(Team._meta.db_table)} t ON t.{quote('id')} = m.{quote('team_id')}")
+    # Only names from the models' metadata go into the text; the slugs and ids are parameters.
+    return (f"SELECT {phase_columns}, {challenge_columns}, v.{quote('number')}{viewer_columns}"  # noqa: S608
             f" FROM {quote(Phase._meta.db_table)} p"
             f" JOIN {quote(Challenge._meta.db_table)} c ON c.{quote('id')} = p.{quote('challenge_id')}"
             f" LEFT JOIN {quote(BoardVersion._meta.db_table)} v ON v.{quote('phase_id')} = p.{quote('id')}"
-            f" WHERE {where}")
+            f"{viewer_joins} WHERE {where}")
 
 
 @functools.cache

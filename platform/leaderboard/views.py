@@ -18,11 +18,10 @@ from django.utils.safestring import mark_safe
 from competitions.models import Phase
 from leaderboard.charts import dataset_chart_options, leaderboard_charts
 from leaderboard.selectors import LOWER_IS_BETTER, METRIC_LABELS, Leaderboard, board_phase, phase_leaderboard
-from teams.services import team_of
 
 
-def _phase(slug: str, phase: str) -> Phase:
-    found = board_phase(challenge_slug=slug, phase_slug=phase)
+def _phase(slug: str, phase: str, viewer_id: int | None = None) -> Phase:
+    found = board_phase(challenge_slug=slug, phase_slug=phase, viewer_id=viewer_id)
     if found is None:
         raise Http404("No such phase.")
     return found
@@ -66,7 +65,8 @@ def _same_for_every_visitor(request: HttpRequest) -> bool:
 
 
 def leaderboard(request: HttpRequest, slug: str, phase: str) -> HttpResponse:
-    board = phase_leaderboard(_phase(slug, phase), request.user)
+    signed_in = request.user.is_authenticated
+    board = phase_leaderboard(_phase(slug, phase, request.user.pk if signed_in else None), request.user)
     context = {"board": board, "phase": board.phase, "challenge": board.phase.challenge}
     if not board.visible:
         return render(request, "leaderboard.html", context)
@@ -77,7 +77,7 @@ def leaderboard(request: HttpRequest, slug: str, phase: str) -> HttpResponse:
         shell = (board.phase.name, board.phase.challenge.title, board.phase.challenge.slug, board.phase.slug)
         body = page.memo(f"anonymous:{shell}", lambda: render(request, "leaderboard.html", context).content)
         return HttpResponse(body)
-    team = team_of(request.user, board.phase.challenge) if request.user.is_authenticated else None
+    team = board.phase.viewer_team if signed_in else None  # read with the phase
     if team is not None:
         context["your_team"] = team
         context["your_place"] = board.page_of_team(team.pk)

@@ -223,3 +223,21 @@ def test_board_phase_reads_what_the_orm_reads_in_one_query(phase, make_team, mak
         assert found.scores_public == orm.scores_public
     assert selectors.board_phase(challenge_slug="ntire", phase_slug="nope") is None
     assert selectors.board_phase(phase_id=phase.pk + 1000) is None
+
+
+def test_board_phase_reads_the_viewers_team_with_the_phase(phase, challenge, make_team, make_user):
+    from competitions.services import create_challenge
+
+    alpha = make_team("Alpha", members=["alpha2"])
+    elsewhere = create_challenge(slug="other", title="Another challenge")
+    outsider = make_user("outsider")
+    make_team("Other Team", owner=outsider, in_challenge=elsewhere)  # a team, but of another challenge
+    member = alpha.memberships.get(user__username="alpha2").user
+    with CaptureQueriesContext(connection) as queries:
+        seen_by_member = selectors.board_phase(challenge_slug="ntire", phase_slug="dev", viewer_id=member.pk)
+        seen_by_outsider = selectors.board_phase(phase_id=phase.pk, viewer_id=outsider.pk)
+        assert (seen_by_member.viewer_team.pk, seen_by_member.viewer_team.name) == (alpha.pk, "Alpha")
+    assert len(queries) == 2
+    assert seen_by_outsider.viewer_team is None
+    assert seen_by_member.board_number == seen_by_outsider.board_number
+    assert not hasattr(selectors.board_phase(phase_id=phase.pk), "viewer_team")  # not asked: not read
