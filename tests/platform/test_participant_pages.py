@@ -159,7 +159,16 @@ def test_rerun_keeps_only_the_new_runs_failed_images(scoring_settings, strict_ph
 
 def html_ranking(html: str) -> list[tuple[str, str]]:
     body = table(html, "leaderboard")
-    return re.findall(r'<tr class="[^"]*" data-team="([^"]+)">\s*<td>([^<]*)</td>', body)
+    return re.findall(r'<tr [^>]*data-team="([^"]+)">\s*<td>([^<]*)</td>', body)
+
+
+def leaderboard_chart_data(client, html: str) -> dict[str, Any]:
+    """The figures the leaderboard page's charts fetch (static/charts.js reads each div's data-url)."""
+    [url] = set(re.findall(r'<div class="chart" [^>]*data-url="([^"]+)"', html))
+    response = client.get(url.replace("&amp;", "&"))
+    assert response.status_code == 200 and response["Content-Type"] == "application/json"
+    assert response["X-Content-Type-Options"] == "nosniff"
+    return response.json()
 
 
 def test_leaderboard_charts_and_ranking_match_the_json(client, phase, make_team, make_scored):
@@ -174,7 +183,7 @@ def test_leaderboard_charts_and_ranking_match_the_json(client, phase, make_team,
     assert html_ranking(html) == [(r["team"], str(r["rank"]) if r["rank"] else "—") for r in board["rows"]]
     assert [r["team"] for r in board["rows"]] == ["Bravo", "Delta", "Alpha", "Charlie"]
 
-    figures = check_figures(json_blocks(html)["leaderboard-charts"])
+    figures = check_figures(leaderboard_chart_data(client, html))
     assert list(figures) == ["scatter", "datasets-total", "datasets-clipiqa", "datasets-musiq"]
     ranked, invalid = figures["scatter"].data
     assert list(ranked.text) == ["Bravo", "Delta", "Alpha"] and list(invalid.text) == ["Charlie"]
@@ -197,12 +206,12 @@ def test_leaderboard_charts_and_ranking_match_the_json(client, phase, make_team,
     assert 'id="dataset-chart-metric"' in html and 'value="datasets-musiq"' in html
 
 
-def test_chart_data_cannot_break_out_of_its_script_block(client, phase, make_team, make_scored):
+def test_a_team_name_cannot_inject_markup_into_the_page_or_its_charts(client, phase, make_team, make_scored):
     name = '</script><script>alert(1)</script><b onmouseover="x">'
     make_scored(make_team(name), 0.5)
     html = page(client, reverse("leaderboard", args=["ntire", "dev"]))
-    assert "<script>alert(1)" not in html
-    scatter = json_blocks(html)["leaderboard-charts"]["figures"]["scatter"]
+    assert "<script>alert(1)" not in html and '<b onmouseover="x">' not in html
+    scatter = leaderboard_chart_data(client, html)["figures"]["scatter"]
     # plotly.js reads a few HTML-like tags in labels: the name is given to it escaped, and shows as typed.
     escaped = '&lt;/script&gt;&lt;script&gt;alert(1)&lt;/script&gt;&lt;b onmouseover="x"&gt;'
     assert scatter["data"][0]["text"] == [escaped]
@@ -211,7 +220,7 @@ def test_chart_data_cannot_break_out_of_its_script_block(client, phase, make_tea
 def test_no_charts_without_scores(client, phase):
     html = page(client, reverse("leaderboard", args=["ntire", "dev"]))
     assert "No scored submission yet." in html
-    assert json_blocks(html) == {} and "plotly.min.js" not in html
+    assert json_blocks(html) == {} and "data-url" not in html and "plotly.min.js" not in html
 
 
 # --------------------------------------------------------------------------- team page, selection, quota
