@@ -92,14 +92,6 @@ def detector_settings(settings, landmark_weights):
 
 
 @pytest.fixture
-def no_heartbeat_thread(monkeypatch):
-    """The worker's heartbeat side thread has its own database connection, which cannot see this test's
-    uncommitted rows: on a loaded machine its first beat (after 30 s) would take the run for abandoned. The
-    pipeline's own progress heartbeats (same connection) still run."""
-    monkeypatch.setattr(pipeline.Heartbeat, "_run", lambda self: None)
-
-
-@pytest.fixture
 def org(client, organizer) -> Client:
     client.force_login(organizer)
     return client
@@ -506,9 +498,14 @@ def test_cancel_and_rerun_one_submission(org, world, django_capture_on_commit_ca
     assert waiting.state == State.CANCELLED
 
 
+@pytest.mark.django_db(transaction=True)
 def test_rerun_all_requeues_scored_and_failed_submissions_and_they_score_again(
-    org, scoring_settings, no_heartbeat_thread, loaded_phase, make_team, submit, django_capture_on_commit_callbacks,
+    org, scoring_settings, loaded_phase, make_team, submit, scoring_queue,
 ):
+    """Committed for real: the re-queued runs reach the broker, and the worker's heartbeat thread (its own
+    database connection) sees the runs it keeps alive: it beats every 0.6 s here, and a run it could not see
+    would be taken for abandoned."""
+    scoring_settings.FR_HEARTBEAT_TIMEOUT = 3
     alpha, beta = make_team("Alpha"), make_team("Beta")
     first = submit(alpha)
     assert pipeline.run_submission(first.pk) == State.SCORED
@@ -521,10 +518,10 @@ def test_rerun_all_requeues_scored_and_failed_submissions_and_they_score_again(
     assert transitions.transition(cancelled.pk, State.CANCELLED, "cancelled")
 
     url = reverse("organizers:phase-rerun", args=["ntire", "dev"])
-    with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        response = org.post(url, {"reason": "New weights."}, follow=True)
+    response = org.post(url, {"reason": "New weights."}, follow=True)
     assert "2 submissions of Development queued to be scored again" in response.content.decode()
-    assert len(callbacks) == 2  # one enqueue_scoring per re-queued submission
+    sent = scoring_queue(first.pk, crashed.pk, rejected.pk, cancelled.pk, waiting.pk)
+    assert sorted(args[0] for _task, args in sent) == [first.pk, crashed.pk]  # one message per re-queued run
     states = dict(Submission.objects.values_list("pk", "state"))
     assert states == {first.pk: State.SUBMITTED, crashed.pk: State.SUBMITTED, rejected.pk: State.REJECTED,
                       cancelled.pk: State.CANCELLED, waiting.pk: State.SUBMITTED}
