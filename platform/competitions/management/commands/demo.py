@@ -93,6 +93,7 @@ class Command(BaseCommand):
         )
         self.stdout.write(self.style.SUCCESS(
             f"\nDemo running at http://127.0.0.1:{port}/c/ntire2025-demo/  (Ctrl-C stops web and worker)\n"))
+        signal.signal(signal.SIGTERM, _interrupt)  # a plain `kill` stops the web server and worker too
         try:
             while worker.poll() is None and web.poll() is None:
                 time.sleep(0.5)
@@ -107,3 +108,7 @@ class Command(BaseCommand):
                     process.wait(timeout=20)
                 except subprocess.TimeoutExpired:
                     process.kill()
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
