@@ -161,6 +161,30 @@ def _weights(args: argparse.Namespace) -> int:
     return 0 if all(r["status"] in ("ok", "missing") for r in rows) else 1
 
 
+def _landmarks(args: argparse.Namespace) -> int:
+    """Locate the five landmarks of every input with RetinaFace and write them in ``val_face.csv``'s layout: what
+    the organizers upload with an input set too large for the web form to run the detector on."""
+    from scoring.inputs import InputSetError, scan_inputs, write_landmarks
+    from scoring.landmarks import detect_landmarks
+    from scoring.weights import WeightsError
+
+    try:
+        images = scan_inputs(Path(args.inputs))
+        found, no_face = detect_landmarks(images, args.weights, args.device, conf_threshold=args.confidence)
+    except (InputSetError, WeightsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    write_landmarks(Path(args.out), [found[i.stem] for i in images if i.stem in found])
+    print(f"wrote the landmarks of {len(found)} of {len(images)} input(s) to {args.out}")
+    if no_face:
+        by_stem = {i.stem: i.relpath for i in images}
+        print(f"no face found in {len(no_face)} input(s); add their rows by hand:", file=sys.stderr)
+        for stem in no_face:
+            print(f"  {by_stem[stem]}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m scoring", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -191,6 +215,13 @@ def build_parser() -> argparse.ArgumentParser:
     rank.add_argument("--max-failed", type=int, default=10)
     rank.add_argument("--json", action="store_true")
 
+    landmarks = sub.add_parser("landmarks", help="locate the faces' landmarks of an input set; writes the CSV")
+    landmarks.add_argument("inputs", help="folder of <Dataset>/<stem>.png inputs")
+    landmarks.add_argument("out", help="the landmarks CSV to write (val_face.csv's layout)")
+    landmarks.add_argument("--weights", required=True, help="weights directory (detection_Resnet50_Final.pth)")
+    landmarks.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
+    landmarks.add_argument("--confidence", type=float, default=0.8, help="a detection's least score to count")
+
     weights = sub.add_parser("weights", help="fetch, verify or generate test weights")
     weights.add_argument("action", choices=["fetch", "verify", "make-test"])
     weights.add_argument("dir")
@@ -213,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_rank_cli(Path(args.table), args.max_failed, args.json)
     if args.command == "score":
         return _score(args)
+    if args.command == "landmarks":
+        return _landmarks(args)
     if args.command in ("submit", "status", "leaderboard"):
         from scoring.client import run_client_command
 

@@ -206,6 +206,9 @@ FR_MAX_ATTEMPTS = int(os.environ.get("FR_MAX_ATTEMPTS", "3"))
 # A submission still queued after this long is sent to the broker again (its message may have
 # been lost with a broker restart); at most once per this interval.
 FR_RESEND_AFTER = int(os.environ.get("FR_RESEND_AFTER", "900"))
+# Inputs without landmarks the organizers' input-set form may run RetinaFace on within one request (~0.45 s
+# an image on a CPU; more raise a clear error pointing to `python -m scoring landmarks`).
+FR_WEB_DETECT_MAX = int(os.environ.get("FR_WEB_DETECT_MAX", "100"))
 
 if PRODUCTION:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -286,6 +286,12 @@ def _load_from(phase: Phase, root: Path, archive: File, landmarks_csv: File | No
                                                 "landmarks CSV"))
     from_csv = sum(1 for i in images if i.stem in landmarks)
     missing = [i for i in images if i.stem not in landmarks]
+    if len(missing) > settings.FR_WEB_DETECT_MAX:
+        # RetinaFace takes ~0.45 s an image on a CPU: more would outlast the web request (and be cut off).
+        raise InputSetError(
+            f"{len(missing)} input(s) have no landmarks in the CSV; this form locates at most"
+            f" {settings.FR_WEB_DETECT_MAX} faces. Run `python -m scoring landmarks <inputs folder> landmarks.csv"
+            " --weights <weights folder>` (on a GPU if you have one) and upload its CSV with the archive.")
     if missing:
         from scoring.landmarks import detect_landmarks
         from scoring.weights import WeightsError
