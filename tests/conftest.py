@@ -18,13 +18,9 @@ def weights_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def landmark_weights() -> Path:
-    """RetinaFace's test weights (random init, fixed seed; their class heads find no face), made once a machine."""
-    from scoring.testweights import TEST_WEIGHTS_VERSION, default_test_weights_dir, make_test_weights
+    from tests.support.env import landmark_weights_dir
 
-    directory = default_test_weights_dir().parent / f"test-weights-retinaface-v{TEST_WEIGHTS_VERSION}"
-    if not (directory / "manifest.json").is_file() or not (directory / "detection_Resnet50_Final.pth").is_file():
-        make_test_weights(directory, models=("retinaface",))
-    return directory
+    return landmark_weights_dir()
 
 
 @pytest.fixture(scope="session")

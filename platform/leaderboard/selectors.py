@@ -64,8 +64,25 @@ def format4(value: Any) -> str:
     return formats.number_format(format(rounded if rounded else abs(rounded), "f"), 4)
 
 
+class _FormattedNumbers:
+    """For the template, formatted on first use (a JSON reader never pays for it): the numbers as
+    ``floatformat:4`` writes them, the metrics in the board's column order."""
+
+    metrics: dict[str, float]
+    id_similarity: float
+    shown: tuple[str, ...]
+
+    @cached_property
+    def cells(self) -> list[str]:
+        return [format4(self.metrics.get(m)) for m in self.shown]
+
+    @cached_property
+    def id_similarity_text(self) -> str:
+        return format4(self.id_similarity)
+
+
 @dataclass
-class Row:
+class Row(_FormattedNumbers):
     rank: int | None
     team: str
     team_id: int
@@ -80,19 +97,9 @@ class Row:
     baseline: bool
     shown: tuple[str, ...] = ()  # the board's metric columns, in order
 
-    # For the template, formatted on first use (a JSON reader never pays for it): the numbers as
-    # ``floatformat:4`` writes them, the metrics in column order.
-    @cached_property
-    def cells(self) -> list[str]:
-        return [format4(self.metrics.get(m)) for m in self.shown]
-
     @cached_property
     def total_text(self) -> str:
         return format4(self.total)
-
-    @cached_property
-    def id_similarity_text(self) -> str:
-        return format4(self.id_similarity)
 
     def to_json(self, metrics: list[str]) -> dict[str, Any]:
         return {
@@ -105,7 +112,7 @@ class Row:
 
 
 @dataclass
-class DatasetRow:
+class DatasetRow(_FormattedNumbers):
     team: str
     submission_id: int
     image_count: int
@@ -113,14 +120,6 @@ class DatasetRow:
     id_similarity: float
     failed_images: int
     shown: tuple[str, ...] = ()
-
-    @cached_property
-    def cells(self) -> list[str]:
-        return [format4(self.metrics.get(m)) for m in self.shown]
-
-    @cached_property
-    def id_similarity_text(self) -> str:
-        return format4(self.id_similarity)
 
 
 @dataclass
@@ -133,8 +132,8 @@ class Leaderboard:
     datasets: dict[str, list[DatasetRow]] = field(default_factory=dict)
     all_official: bool = True
     profile_formula: str = ""
-    # Names this version of the board ("" when it is not cached: an organizer's preview, say).
-    cache_key: str = ""
+    # Kept in this process and shared by requests (not an organizer's preview, say, built for one request).
+    cached: bool = False
     # For a page of the board (``page``): which one, and how many rows the whole board has.
     page_number: int = 0
     total_rows: int = 0
@@ -164,7 +163,6 @@ class Leaderboard:
             datasets = {name: [r for r in dataset_rows if r.submission_id in shown]
                         for name, dataset_rows in self.datasets.items()}
             return replace(self, rows=rows, datasets=datasets, page_number=number, total_rows=len(self.rows),
-                           cache_key=f"{self.cache_key}:page{number}" if self.cache_key else "",
                            _memo={}, _memo_lock=threading.RLock())
 
         return self.memo(f"page:{number}", cut)
@@ -188,7 +186,7 @@ class Leaderboard:
         return self.memo("json_bytes", lambda: json.dumps(self.to_json(), cls=DjangoJSONEncoder).encode())
 
     def json_gzip(self) -> bytes:
-        """``json_bytes()`` compressed, once per board (1.9 MB of JSON for 1,000 teams is ~10x smaller)."""
+        """``json_bytes()`` compressed, once per board (1.9 MB of JSON for 1,000 teams becomes 0.5 MB)."""
         return self.memo("json_gzip", lambda: gzip.compress(self.json_bytes(), compresslevel=6, mtime=0))
 
     def json_etag(self) -> str:
@@ -386,7 +384,7 @@ def phase_leaderboard(phase: Phase, viewer=None) -> Leaderboard:
             # This request's phase object (its name, dates, challenge) with the cached rows and memo.
             return replace(cached[1], phase=phase)
     board = _build(phase, metrics, "")
-    board.cache_key = f"leaderboard:{version}:{time.time_ns()}"  # names this build
+    board.cached = True
     with _boards_lock:
         _boards[phase.pk] = (version, board, time.monotonic())
         _boards.move_to_end(phase.pk)

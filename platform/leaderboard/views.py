@@ -72,7 +72,7 @@ def leaderboard(request: HttpRequest, slug: str, phase: str) -> HttpResponse:
         return render(request, "leaderboard.html", context)
     page = board.page(_page_number(request))
     context["board_html"] = page_html(page)
-    if board.cache_key and _same_for_every_visitor(request):
+    if board.cached and _same_for_every_visitor(request):
         # The whole page, once per board version, page and shell text (the phase's and challenge's names).
         shell = (board.phase.name, board.phase.challenge.title, board.phase.challenge.slug, board.phase.slug)
         body = page.memo(f"anonymous:{shell}", lambda: render(request, "leaderboard.html", context).content)
@@ -96,7 +96,7 @@ def board_json_response(request: HttpRequest, board: Leaderboard) -> HttpRespons
     """The whole board as JSON (every row). A cached board's answer is gzip-compressed when the client accepts
     it and is 304 Not Modified when the client has this version (both computed once per board); a board
     built for this request alone (an organizer's preview, the cache turned off) is sent as it is."""
-    if not board.cache_key:
+    if not board.cached:
         return HttpResponse(board.json_bytes(), content_type="application/json")
     etag = board.json_etag()
     if etag in request.headers.get("If-None-Match", ""):

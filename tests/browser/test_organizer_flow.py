@@ -17,7 +17,7 @@ import pytest
 import requests
 from playwright.sync_api import Page, expect
 
-from tests.support.env import subset_of_validation
+from tests.support.env import landmark_weights_dir, subset_of_validation
 from tests.support.stack import LiveStack
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -28,21 +28,11 @@ PHASE, PHASE_NAME = "test", "Final test"
 DATASETS = {"CelebA", "CelebChild-Test", "LFW-Test", "WebPhoto-Test", "Wider-Test"}
 
 
-def landmark_test_weights() -> Path:
-    """RetinaFace's test weights (random, fixed seed, finding no face), made once a machine."""
-    from scoring.testweights import TEST_WEIGHTS_VERSION, default_test_weights_dir, make_test_weights
-
-    directory = default_test_weights_dir().parent / f"test-weights-retinaface-v{TEST_WEIGHTS_VERSION}"
-    if not (directory / "manifest.json").is_file() or not (directory / "detection_Resnet50_Final.pth").is_file():
-        make_test_weights(directory, models=("retinaface",))
-    return directory
-
-
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
     root = tmp_path_factory.mktemp("organizer-stack")
     inputs, landmarks = subset_of_validation(root, per_dataset=1)
-    stack = LiveStack("embedded", root / "stack", landmark_test_weights(),
+    stack = LiveStack("embedded", root / "stack", landmark_weights_dir(),
                       extra_env={"DJANGO_SUPERUSER_PASSWORD": PASSWORD})
     try:
         stack.manage("migrate", "--noinput")

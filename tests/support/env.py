@@ -34,6 +34,16 @@ def test_weights_dir() -> Path:
     return ensure_test_weights(default_test_weights_dir(), niqe_params=shared_niqe_params())
 
 
+def landmark_weights_dir() -> Path:
+    """RetinaFace's test weights (random init, fixed seed; their class heads find no face), made once a machine."""
+    from scoring.testweights import TEST_WEIGHTS_VERSION, default_test_weights_dir, make_test_weights
+
+    directory = default_test_weights_dir().parent / f"test-weights-retinaface-v{TEST_WEIGHTS_VERSION}"
+    if not (directory / "manifest.json").is_file() or not (directory / "detection_Resnet50_Final.pth").is_file():
+        make_test_weights(directory, models=("retinaface",))
+    return directory
+
+
 def subset_of_validation(target: Path, per_dataset: int = 1) -> tuple[Path, Path]:
     """Copy the first ``per_dataset`` validation inputs of each dataset and their landmarks."""
     shared = shared_dir() / "ntire2025"
