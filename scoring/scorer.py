@@ -165,6 +165,7 @@ def score_restored(
 
         fid_overall: float | None = None
         fid_per_dataset: dict[str, float] | None = None
+        all_features = None
         if models.fid is not None:
             tick = time.perf_counter()
             all_features = np.concatenate(features)
@@ -193,4 +194,5 @@ def score_restored(
         versions=versions(),
         device=str(models.device),
         timings={k: round(v, 4) for k, v in timings.items()},
+        fid_features=all_features,
     )
