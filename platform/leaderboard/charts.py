@@ -256,9 +256,11 @@ def significance_map(data: dict[str, Any]) -> Figure:
         z[i][j] = 1.0 if pair["significant"] else 0.0
         text[i][j] = f"{pair['p_holm']:.3g}"
     heatmap = {"type": "heatmap", "x": names, "y": names, "z": z, "text": text, "zmin": 0, "zmax": 1,
-               "colorscale": [[0, NOT_SIGNIFICANT_COLOR], [1, VALID_COLOR]], "showscale": False, "xgap": 2,
+               "texttemplate": "%{text}", "colorscale": [[0, NOT_SIGNIFICANT_COLOR], [1, VALID_COLOR]],
+               "showscale": False, "xgap": 2,
                "ygap": 2, "hovertemplate": "%{y} better than %{x}?<br>Holm-adjusted p = %{text}<extra></extra>"}
-    figure_layout = layout(f"Significant wins (one-sided Wilcoxon, Holm, alpha {data['alpha']:g})",
+    figure_layout = layout(f"Significant wins (dark; one-sided Wilcoxon, Holm-adjusted p in each cell, alpha "
+                           f"{data['alpha']:g})",
                            "… than this team", "This team is better …")
     figure_layout["yaxis"].update(autorange="reversed", type="category")
     figure_layout["xaxis"].update(type="category")
