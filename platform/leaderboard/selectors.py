@@ -458,6 +458,11 @@ class StabilityView:
     def data(self) -> dict[str, Any] | None:
         return self.analysis.data if self.analysis is not None else None
 
+    @property
+    def has_ranked_teams(self) -> bool:
+        """Whether there is anything to analyse: a board of unranked teams only has no analysis."""
+        return any(row.rank is not None for row in self.board.rows)
+
     def to_json(self) -> dict[str, Any]:
         phase = self.board.phase
         body: dict[str, Any] = {"challenge": phase.challenge.slug, "phase": phase.slug, "visible": self.board.visible,
@@ -466,7 +471,7 @@ class StabilityView:
             body.update(board=self.analysis.board, computed_at=self.analysis.created_at.isoformat(),
                         seconds=self.analysis.seconds, analysis=self.analysis.data)
         elif self.board.visible:
-            body["status"] = "being computed for the current board" if self.board.rows else "no scored submission"
+            body["status"] = "being computed for the current board" if self.has_ranked_teams else "no ranked team"
         return body
 
 
@@ -484,7 +489,7 @@ def rank_stability_view(phase: Phase, viewer=None) -> StabilityView:
 
 
 def rank_stability_max_teams() -> int:
-    return int(_setting("FR_RANK_STABILITY_MAX_TEAMS", "50"))
+    return int(settings.FR_RANK_STABILITY_MAX_TEAMS)
 
 
 def rank_stability_inputs(phase: Phase) -> tuple[str, list[Any], list[dict[str, str]]]:

@@ -22,16 +22,12 @@ from leaderboard.selectors import board_phase, board_version, rank_stability_inp
 logger = logging.getLogger(__name__)
 
 
-def _setting(name: str, default: int) -> int:
-    return int(getattr(settings, name, default))
-
-
 def default_resamples() -> int:
-    return _setting("FR_RANK_STABILITY_RESAMPLES", 1000)
+    return int(settings.FR_RANK_STABILITY_RESAMPLES)
 
 
 def default_seed() -> int:
-    return _setting("FR_RANK_STABILITY_SEED", 2025)
+    return int(settings.FR_RANK_STABILITY_SEED)
 
 
 def _scheduled_key(phase_id: int) -> str:
@@ -45,7 +41,7 @@ def schedule_rank_stability(phase_ids: Iterable[int]) -> list[int]:
     this (the tab schedules it again when it finds no current analysis)."""
     from leaderboard import tasks
 
-    countdown = _setting("FR_RANK_STABILITY_DEBOUNCE", 30)
+    countdown = int(settings.FR_RANK_STABILITY_DEBOUNCE)
     sent = []
     for phase_id in phase_ids:
         key = _scheduled_key(phase_id)

@@ -131,7 +131,7 @@ def leaderboard_json(request: HttpRequest, slug: str, phase: str) -> HttpRespons
 
 def _stability(request: HttpRequest, slug: str, phase: str) -> StabilityView:
     view = rank_stability_view(_phase(slug, phase), request.user)
-    if view.board.visible and view.analysis is None and view.board.rows:
+    if view.board.visible and view.analysis is None and view.has_ranked_teams:
         schedule_rank_stability([view.board.phase.pk])  # debounced: at most one task per phase on its way
     return view
 

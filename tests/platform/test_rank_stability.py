@@ -216,3 +216,13 @@ def test_a_hidden_phase_shows_its_analysis_to_nobody_but_organizers_until_publis
     client.logout()
     assert client.get(urls["json"]).json()["analysis"]["teams"] == data["teams"]
     assert client.get(urls["csv"]).status_code == 200
+
+
+def test_a_board_without_ranked_teams_has_nothing_to_analyse(phase, make_team, make_scored, client):
+    make_scored(make_team("Too many failures"), 0.7, failed=11)  # listed on the board, unranked
+    assert compute_rank_stability(phase.pk) == "no ranked team"
+    body = client.get(reverse("rank-stability-json", args=["ntire", phase.slug])).json()
+    assert body["current"] is False and body["status"] == "no ranked team"
+    page = client.get(reverse("rank-stability", args=["ntire", phase.slug])).content.decode()
+    assert "No ranked team yet." in page and 'id="stability-pending"' not in page
+    assert not RankStability.objects.exists()
