@@ -215,6 +215,17 @@ def build_parser() -> argparse.ArgumentParser:
     rank.add_argument("--max-failed", type=int, default=10)
     rank.add_argument("--json", action="store_true")
 
+    stability = sub.add_parser("rank-stability", help="bootstrap rank stability and pairwise significance of a board")
+    stability.add_argument("folder", help="eval.py per-image CSV files, <team>.csv each (+ <team>.npy or"
+                                          " <team>_total.csv for FID)")
+    stability.add_argument("--profile", default="ntire2025-no-qalign")
+    stability.add_argument("--resamples", type=int, default=1000)
+    stability.add_argument("--seed", type=int, default=2025)
+    stability.add_argument("--alpha", type=float, default=0.05)
+    stability.add_argument("--reference", help="FID reference statistics (inception_FFHQ_512.pth), for <team>.npy")
+    stability.add_argument("--csv", help="also write the intervals table to this CSV file")
+    stability.add_argument("--json", action="store_true")
+
     landmarks = sub.add_parser("landmarks", help="locate the faces' landmarks of an input set; writes the CSV")
     landmarks.add_argument("inputs", help="folder of <Dataset>/<stem>.png inputs")
     landmarks.add_argument("out", help="the landmarks CSV to write (val_face.csv's layout)")
@@ -244,6 +255,12 @@ def main(argv: list[str] | None = None) -> int:
         return run_rank_cli(Path(args.table), args.max_failed, args.json)
     if args.command == "score":
         return _score(args)
+    if args.command == "rank-stability":
+        from scoring.rank_stability import run_rank_stability_cli
+
+        return run_rank_stability_cli(Path(args.folder), args.profile, args.resamples, args.seed, args.alpha,
+                                      Path(args.reference) if args.reference else None, args.json,
+                                      Path(args.csv) if args.csv else None)
     if args.command == "landmarks":
         return _landmarks(args)
     if args.command in ("submit", "status", "leaderboard"):

@@ -22,6 +22,7 @@ Agreement with the scipy computation is ~1e-5 on FID values in the tens to hundr
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -115,8 +116,24 @@ def _check_features(features: np.ndarray) -> np.ndarray:
 def _sum_sqrt_eigenvalues(symmetric: np.ndarray) -> float:
     """sum(sqrt(eigenvalues)) of a symmetric PSD matrix, ignoring eigenvalues at the noise floor."""
     eigenvalues = scipy.linalg.eigh(symmetric, eigvals_only=True, check_finite=False)
-    floor = max(float(eigenvalues[-1]), 0.0) * symmetric.shape[0] * np.finfo(np.float64).eps
+    return _sum_sqrt_above_floor(eigenvalues, symmetric.shape[0])
+
+
+def _sum_sqrt_above_floor(eigenvalues: np.ndarray, size: int) -> float:
+    floor = max(float(eigenvalues.max()), 0.0) * size * np.finfo(np.float64).eps
     return float(np.sqrt(eigenvalues[eigenvalues > floor]).sum())
+
+
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """Small eigenvalue problems one after another run fastest on one thread: a multithreaded LAPACK spends more
+    time waking and spinning its threads than computing, far more so on a CPU shared with other work."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _symmetric_sqrt(cov: np.ndarray) -> np.ndarray:
@@ -199,7 +216,9 @@ class FrechetReference:
         if features.shape[1] != self.dim:
             raise ValueError(f"features have dimension {features.shape[1]}, the reference {self.dim}")
         count = features.shape[0]
-        mu = np.mean(features, axis=0)  # in the features' dtype, as compute_statistics
+        # The mean in float64 (BasicSR keeps float32): the rank-stability bootstrap recomputes this FID from the
+        # stored features with resample weights (ResampledFID), and must find the board's value again to 1e-9.
+        mu = np.mean(features, axis=0, dtype=np.float64)
         # Centre in float64 exactly as np.cov does.
         centred = features.astype(np.float64)
         centred -= centred.mean(axis=0)
@@ -210,6 +229,57 @@ class FrechetReference:
         trace_sigma = float(np.einsum("ij,ij->", centred, centred)) / (count - 1)
         trace_sqrt = _sum_sqrt_eigenvalues(inner)
         return self._mean_term(mu) + trace_sigma + self.trace_cov - 2 * trace_sqrt
+
+
+class ResampledFID:
+    """FID of one submission's features under bootstrap resample weights, without copying features.
+
+    A resample that draws image i ``w_i`` times has the mean ``sum(w_i f_i) / N`` and ``np.cov``'s
+    covariance ``sum(w_i (f_i - mu)(f_i - mu)^T) / (N - 1)`` (N = sum(w_i)). With P the rows of
+    (F - m0) R (R the reference's cached square root, m0 the plain mean) and K = P P^T, the non-zero
+    eigenvalues of R S R are those of the Gram matrix ``sqrt(w_i w_j) (K_ij - u_i - u_j + s) / (N - 1)``
+    over the drawn images, where u = K w / N and s = w^T K w / N^2: K is computed once per submission,
+    each resample costs one eigenvalue problem of the size of its distinct images (~63% of N).
+    All weights 1 give ``FrechetReference.distance_from_features`` to rounding.
+    """
+
+    def __init__(self, reference: FrechetReference, features: np.ndarray) -> None:
+        features = _check_features(features)
+        if features.shape[1] != reference.dim:
+            raise ValueError(f"features have dimension {features.shape[1]}, the reference {reference.dim}")
+        self.reference = reference
+        centred = features.astype(np.float64)
+        self.offset = centred.mean(axis=0)
+        centred -= self.offset  # resample means stay near m0: the Gram algebra keeps its precision
+        self.centred = centred
+        projected = centred @ reference.sqrt_cov
+        self.gram = projected @ projected.T
+        self.squared_norms = np.einsum("ij,ij->i", centred, centred)
+        self.mean_offset = self.offset - np.asarray(reference.mean, dtype=np.float64)
+
+    def distances(self, weights: np.ndarray) -> np.ndarray:
+        """FID for each row of ``weights`` (B, N): how often each image is drawn (each row sums to N)."""
+        weights = np.atleast_2d(np.asarray(weights, dtype=np.float64))
+        if weights.shape[1] != self.gram.shape[0]:
+            raise ValueError(f"weights cover {weights.shape[1]} images, the features {self.gram.shape[0]}")
+        count = weights.sum(axis=1)
+        shift = (weights @ self.centred) / count[:, None]  # resample mean - m0
+        diff = self.mean_offset + shift
+        mean_term = np.einsum("ij,ij->i", diff, diff)
+        trace_sigma = (weights @ self.squared_norms - count * np.einsum("ij,ij->i", shift, shift)) / (count - 1)
+        out = np.empty(weights.shape[0])
+        with _one_thread():
+            for row, (w, n) in enumerate(zip(weights, count)):
+                drawn = np.flatnonzero(w)
+                u = (self.gram[drawn] @ w) / n
+                s = float(w[drawn] @ u) / n
+                inner = self.gram[np.ix_(drawn, drawn)] - u[:, None] - u[None, :] + s
+                root = np.sqrt(w[drawn])
+                inner *= root[:, None] * root[None, :] / (n - 1)
+                eigenvalues = torch.linalg.eigvalsh(torch.from_numpy(inner)).numpy()
+                trace_sqrt = _sum_sqrt_above_floor(eigenvalues, len(drawn))
+                out[row] = mean_term[row] + trace_sigma[row] + self.reference.trace_cov - 2 * trace_sqrt
+        return out
 
 
 def _load_cached(path: Path, shape: tuple[int, ...]) -> np.ndarray | None:

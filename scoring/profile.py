@@ -44,10 +44,20 @@ class MetricTerm:
     divisor: float = 1.0
     ceiling: float | None = None
 
-    def contribution(self, value: float) -> float:
+    def linear(self, value: float) -> float:
+        """The term without its clamp: what one image adds to the mean that the total is, clamp inactive."""
         if self.ceiling is None:
             return value / self.divisor
-        return max(0.0, (self.ceiling - value) / self.divisor)
+        return (self.ceiling - value) / self.divisor
+
+    def contribution(self, value: float) -> float:
+        if self.ceiling is None:
+            return self.linear(value)
+        return max(0.0, self.linear(value))
+
+    def clamped(self, value: float) -> bool:
+        """Whether the clamp sets this term (to 0) for ``value``."""
+        return self.ceiling is not None and self.linear(value) < 0
 
     def describe(self) -> str:
         name = self.metric.upper()

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from scoring.profile import ScoringProfile
-from scoring.results import ScoreReport
+from scoring.results import ImageResult, ScoreReport
 
 # Our metric names -> eval.py's column names.
 COLUMN_NAMES: dict[str, str] = {
@@ -152,3 +152,26 @@ def read_total_csv(path: Path | str) -> dict[str, dict[str, float]]:
             except ValueError:
                 raise ValueError(f"{path}: line {reader.line_num}: a value is not a number") from None
     return table
+
+
+def read_images_csv(path: Path | str, profile: ScoringProfile) -> list[ImageResult]:
+    """Read a per-image ``<name>.csv`` back into ImageResults (thresholds from ``profile``), in file order."""
+    by_column = {COLUMN_NAMES[m]: m for m in profile.iqa_metrics}
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in ("Filename", "Dataset", "ID_Sim", *by_column) if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(f"{path}: missing columns: {', '.join(missing)}")
+        images = []
+        for row in reader:
+            try:
+                metrics = {metric: float(row[column]) for column, metric in by_column.items()}
+                similarity = float(row["ID_Sim"])
+            except (TypeError, ValueError):
+                raise ValueError(f"{path}: line {reader.line_num}: a value is not a number") from None
+            dataset = row["Dataset"]
+            images.append(ImageResult(dataset, Path(row["Filename"]).stem, metrics, similarity,
+                                      profile.threshold_for(dataset)))
+    if not images:
+        raise ValueError(f"{path}: no image rows")
+    return images

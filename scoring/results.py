@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 
@@ -49,9 +49,13 @@ class ScoreReport:
     versions: dict[str, str]  # scoring.provenance: library versions, CPU, SIMD level, BLAS, GPU
     device: str
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    # (N, 2048) float32 FID Inception features in ``images``' order, when the profile has FID: stored with the
+    # result so the rank-stability bootstrap can recompute FID for resampled image sets.
+    fid_features: Any = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = asdict(replace(self, fid_features=None))
+        del data["fid_features"]
         for image, row in zip(self.images, data["images"], strict=True):
             row["id_failed"] = image.id_failed
         return data

@@ -153,6 +153,7 @@ def score_restored(
 
         fid_overall: float | None = None
         fid_per_dataset: dict[str, float] | None = None
+        all_features = None
         if models.fid is not None:
             tick = time.perf_counter()
             all_features = np.concatenate(features)
@@ -181,4 +182,5 @@ def score_restored(
         versions=provenance(models.device),
         device=str(models.device),
         timings={k: round(v, 4) for k, v in timings.items()},
+        fid_features=all_features,
     )

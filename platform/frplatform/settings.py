@@ -202,6 +202,12 @@ FR_SCORING_DEVICE = os.environ.get("FR_SCORING_DEVICE", "auto")
 FR_SCRATCH_DIR = Path(os.environ.get("FR_SCRATCH_DIR", VAR_DIR / "scratch"))
 FR_SCORING_TIME_LIMIT = int(os.environ.get("FR_SCORING_TIME_LIMIT", "7200"))
 FR_HEARTBEAT_TIMEOUT = int(os.environ.get("FR_HEARTBEAT_TIMEOUT", "300"))
+# The rank-stability analysis of each board (docs/rank-stability.md): its draws, how long a board's changes are
+# gathered before one analysis runs, and how many of the board's first ranked teams it covers.
+FR_RANK_STABILITY_RESAMPLES = int(os.environ.get("FR_RANK_STABILITY_RESAMPLES", "1000"))
+FR_RANK_STABILITY_SEED = int(os.environ.get("FR_RANK_STABILITY_SEED", "2025"))
+FR_RANK_STABILITY_DEBOUNCE = int(os.environ.get("FR_RANK_STABILITY_DEBOUNCE", "30"))
+FR_RANK_STABILITY_MAX_TEAMS = int(os.environ.get("FR_RANK_STABILITY_MAX_TEAMS", "50"))
 FR_MAX_ATTEMPTS = int(os.environ.get("FR_MAX_ATTEMPTS", "3"))
 # A submission still queued after this long is sent to the broker again (its message may have
 # been lost with a broker restart); at most once per this interval.

@@ -196,3 +196,72 @@ def image_histograms(images: Iterable[Any], metrics: Iterable[str]) -> dict[str,
         hist_layout["legend"] = {**BASE_LAYOUT["legend"], "y": -0.12}
         figures[f"hist-{key}"] = {"data": traces, "layout": hist_layout}
     return chart_data(figures)
+
+
+# --------------------------------------------------------------------------- rank stability
+
+NOT_SIGNIFICANT_COLOR = "#eef1f6"
+
+
+def stability_charts(data: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The blob plot of each team's rank over the resamples (``blobs``) and the map of significant pairwise
+    wins (``significance``), from a stored analysis the viewer may see (``selectors.rank_stability_view``)."""
+    if not data or not data.get("teams"):
+        return None
+    return chart_data({"blobs": rank_blobs(data), "significance": significance_map(data)})
+
+
+def rank_blobs(data: dict[str, Any]) -> Figure:
+    """challengeR's blob plot: a disc per team and rank, its area the share of resamples giving that rank, with
+    the median rank and its 95% interval over it."""
+    teams = data["teams"]
+    names = [label(t["team"]) for t in teams]
+    resamples = max(1, int(data["resamples"]))
+    x, y, size, share = [], [], [], []
+    for name, t in zip(names, teams):
+        for k, count in enumerate(t["rank_counts"]):
+            if count:
+                x.append(name)
+                y.append(k + 1)
+                share.append(count / resamples)
+                size.append(round(6 + 34 * math.sqrt(count / resamples), 2))
+    blobs = {"type": "scatter", "mode": "markers", "name": "Share of resamples", "x": x, "y": y,
+             "marker": {"size": size, "color": VALID_COLOR, "opacity": 0.55, "line": {"width": 0}},
+             "customdata": [round(100 * s, 1) for s in share],
+             "hovertemplate": "%{x}<br>rank %{y} in %{customdata}% of the resamples<extra></extra>"}
+    medians = [number(t["median_rank"]) for t in teams]
+    median = {"type": "scatter", "mode": "markers", "name": "Median rank and 95% interval", "x": names,
+              "y": medians, "marker": {"symbol": "line-ew-open", "size": 18, "color": INVALID_COLOR,
+                                       "line": {"width": 3}},
+              "error_y": {"type": "data", "symmetric": False, "color": INVALID_COLOR, "thickness": 1.5,
+                          "array": [t["rank_interval"][1] - t["median_rank"] for t in teams],
+                          "arrayminus": [t["median_rank"] - t["rank_interval"][0] for t in teams]},
+              "hovertemplate": "%{x}<br>median rank %{y}<extra></extra>"}
+    figure_layout = layout(f"Rank over {resamples} bootstrap resamples of the test images", "Team (board order)",
+                           "Rank")
+    figure_layout["yaxis"].update(autorange="reversed", dtick=1)
+    figure_layout["xaxis"].update(type="category", categoryorder="array", categoryarray=names)
+    return {"data": [blobs, median], "layout": figure_layout}
+
+
+def significance_map(data: dict[str, Any]) -> Figure:
+    """Row team beats column team significantly (one-sided Wilcoxon, Holm-adjusted) where the cell is dark."""
+    teams = [t["team"] for t in data["teams"]]
+    names = [label(t) for t in teams]
+    index = {t: k for k, t in enumerate(teams)}
+    z: list[list[float | None]] = [[None] * len(teams) for _ in teams]
+    text: list[list[str]] = [[""] * len(teams) for _ in teams]
+    for pair in data["pairs"]:
+        i, j = index[pair["better"]], index[pair["worse"]]
+        z[i][j] = 1.0 if pair["significant"] else 0.0
+        text[i][j] = f"{pair['p_holm']:.3g}"
+    heatmap = {"type": "heatmap", "x": names, "y": names, "z": z, "text": text, "zmin": 0, "zmax": 1,
+               "texttemplate": "%{text}", "colorscale": [[0, NOT_SIGNIFICANT_COLOR], [1, VALID_COLOR]],
+               "showscale": False, "xgap": 2,
+               "ygap": 2, "hovertemplate": "%{y} better than %{x}?<br>Holm-adjusted p = %{text}<extra></extra>"}
+    figure_layout = layout(f"Significant wins (dark; one-sided Wilcoxon, Holm-adjusted p in each cell, alpha "
+                           f"{data['alpha']:g})",
+                           "… than this team", "This team is better …")
+    figure_layout["yaxis"].update(autorange="reversed", type="category")
+    figure_layout["xaxis"].update(type="category")
+    return {"data": [heatmap], "layout": figure_layout}

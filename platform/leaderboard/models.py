@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.db import models
 
 
@@ -14,3 +15,27 @@ class BoardVersion(models.Model):
 
     def __str__(self) -> str:
         return f"board of phase {self.phase_id}: version {self.number}"
+
+
+class RankStability(models.Model):
+    """A rank-stability analysis (``scoring.rank_stability``) of a phase's board, with the board it was computed
+    from: ``board`` is ``leaderboard.selectors.board_version`` at the time, so an analysis is shown as current only
+    while the board still is that one."""
+
+    phase = models.ForeignKey("competitions.Phase", on_delete=models.CASCADE, related_name="+")
+    board = models.CharField(max_length=100)
+    resamples = models.PositiveIntegerField()
+    seed = models.BigIntegerField()
+    data = models.JSONField()  # RankStability.to_dict()
+    seconds = models.FloatField()
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["phase", "board", "resamples", "seed"],
+                                               name="one_analysis_per_board_and_draws")]
+        indexes = [models.Index(fields=["phase", "board", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"rank stability of phase {self.phase_id}, board {self.board}"

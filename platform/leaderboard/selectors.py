@@ -437,3 +437,112 @@ def _build(phase: Phase, metrics: list[str], notice: str) -> Leaderboard:
     formula = ScoringProfile.from_dict(phase.profile_snapshot).formula() if phase.profile_snapshot else ""
     return Leaderboard(phase, True, notice, metrics, rows, datasets,
                        all_official=all(r.official_weights for r in rows), profile_formula=formula)
+
+
+# --------------------------------------------------------------------------- rank stability
+
+
+@dataclass
+class StabilityView:
+    """What the "Rank stability" tab shows a viewer: the analysis of the board as it is now, if there is one.
+
+    ``board`` is the viewer's board (its ``visible`` says whether anything may be shown at all); ``analysis`` the
+    stored analysis of exactly this board version, never an older one; ``stale`` whether an analysis of an older
+    board exists (it is being recomputed)."""
+
+    board: Leaderboard
+    analysis: Any = None  # leaderboard.models.RankStability
+    stale: bool = False
+
+    @property
+    def data(self) -> dict[str, Any] | None:
+        return self.analysis.data if self.analysis is not None else None
+
+    @property
+    def has_ranked_teams(self) -> bool:
+        """Whether there is anything to analyse: a board of unranked teams only has no analysis."""
+        return any(row.rank is not None for row in self.board.rows)
+
+    def to_json(self) -> dict[str, Any]:
+        phase = self.board.phase
+        body: dict[str, Any] = {"challenge": phase.challenge.slug, "phase": phase.slug, "visible": self.board.visible,
+                                "notice": self.board.notice, "current": self.analysis is not None}
+        if self.analysis is not None:
+            body.update(board=self.analysis.board, computed_at=self.analysis.created_at.isoformat(),
+                        seconds=self.analysis.seconds, analysis=self.analysis.data)
+        elif self.board.visible:
+            body["status"] = "being computed for the current board" if self.has_ranked_teams else "no ranked team"
+        return body
+
+
+def rank_stability_view(phase: Phase, viewer=None) -> StabilityView:
+    """The board as ``viewer`` may see it, with the analysis of its current version when one is stored. The board's
+    own rule decides visibility: a board the viewer may not see has no analysis either."""
+    from leaderboard.models import RankStability
+
+    board = phase_leaderboard(phase, viewer)
+    if not board.visible:
+        return StabilityView(board)
+    analyses = RankStability.objects.filter(phase_id=phase.pk).order_by("-created_at", "-pk")
+    current = analyses.filter(board=board_version(phase)).first()
+    return StabilityView(board, current, stale=current is None and analyses.exists())
+
+
+def rank_stability_max_teams() -> int:
+    return int(settings.FR_RANK_STABILITY_MAX_TEAMS)
+
+
+def rank_stability_inputs(phase: Phase) -> tuple[str, list[Any], list[dict[str, str]]]:
+    """The board's version, its ranked teams as ``scoring.rank_stability.TeamBoard`` in board order, and the ranked
+    teams left out with the reason: beyond the first ``FR_RANK_STABILITY_MAX_TEAMS``, or without per-image scores
+    on the images of the board's first team (scored before the input set changed, say).
+
+    The version is read first: rows newer than it only make the analysis look older than it is (it is then never
+    shown, and the change that made them schedules another), never the other way round.
+    """
+    from scoring.rank_stability import TeamBoard
+    from scoring.results import ImageResult
+    from submissions.models import FidFeatures, ImageScore
+
+    version = board_version(phase)
+    ranked = [row for row in _build(phase, shown_metrics(phase), "").rows if row.rank is not None]
+    limit = rank_stability_max_teams()
+    kept = ranked[:limit]
+    left_out = [{"team": row.team, "reason": f"beyond the first {limit} ranked teams"} for row in ranked[limit:]]
+    ids = [row.submission_id for row in kept]
+    images: dict[int, list[ImageResult]] = {i: [] for i in ids}
+    for sid, dataset, stem, metrics, similarity, threshold in (
+        ImageScore.objects.filter(result__submission_id__in=ids).order_by("dataset", "stem", "pk")
+        .values_list("result__submission_id", "dataset", "stem", "metrics", "id_similarity", "id_threshold")
+    ):
+        images[sid].append(ImageResult(dataset, stem, metrics, similarity, threshold))
+    features = {f.result.submission_id: f for f in FidFeatures.objects.filter(result__submission_id__in=ids)
+                .select_related("result").only("result__submission_id", "images", "dim", "data")}
+    teams = []
+    expected = None
+    for row in kept:
+        keys = {(i.dataset, i.stem) for i in images[row.submission_id]}
+        expected = keys if expected is None and keys else expected
+        if not keys or keys != expected:
+            left_out.append({"team": row.team, "reason": "no per-image scores on the board's test images"})
+            continue
+        stored = features.get(row.submission_id)
+        array = None
+        if stored is not None:  # in the order of this team's images
+            position = {name: k for k, name in enumerate(stored.images)}
+            array = stored.array()[[position[i.relpath] for i in images[row.submission_id]]]
+        teams.append(TeamBoard(row.team, images[row.submission_id], fid=row.metrics.get("fid"), features=array))
+    return version, teams, left_out
+
+
+def unresolved_places(data: dict[str, Any] | None, top: int = 5) -> list[dict[str, Any]]:
+    """For the organizers' awards: each of the first ``top`` teams with the teams ranked above it that do not beat it
+    significantly (a place that the test set does not settle) and its share of resamples won."""
+    if not data:
+        return []
+    significant = {(p["better"], p["worse"]) for p in data["pairs"] if p["significant"]}
+    teams = [t["team"] for t in data["teams"]]
+    return [{"rank": t["board_rank"], "team": t["team"], "win_share": t["win_share"],
+             "rank_interval": t["rank_interval"],
+             "tied_with": [above for above in teams[:k] if (above, t["team"]) not in significant]}
+            for k, t in enumerate(data["teams"][:top])]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from django.db import transaction
 from django.db.models import F, Model, QuerySet
 from django.db.models.signals import post_delete, post_save
 
@@ -32,11 +33,19 @@ def board_changed(*, phase_ids: Iterable[int] | QuerySet = (), challenge_id: int
     ids = sorted(set(phase_ids))  # one order for every writer: no deadlock between two of them
     if not ids:
         return
+    # After the commit, so the analysis task reads the new rows; debounced there (leaderboard.services).
+    transaction.on_commit(lambda: _schedule_analysis(ids))
     raised = BoardVersion.objects.filter(phase_id__in=ids).update(number=F("number") + 1)
     if raised < len(ids):  # phases created before this table (the migration fills it; this is a safety net)
         have = set(BoardVersion.objects.filter(phase_id__in=ids).values_list("phase_id", flat=True))
         BoardVersion.objects.bulk_create([BoardVersion(phase_id=i, number=1) for i in ids if i not in have],
                                          ignore_conflicts=True)
+
+
+def _schedule_analysis(ids: list[int]) -> None:
+    from leaderboard.services import schedule_rank_stability
+
+    schedule_rank_stability(ids)
 
 
 def _phases_of_submission(submission_id: int) -> QuerySet:

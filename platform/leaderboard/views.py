@@ -16,8 +16,19 @@ from django.utils.cache import patch_vary_headers
 from django.utils.safestring import mark_safe
 
 from competitions.models import Phase
-from leaderboard.charts import dataset_chart_options, leaderboard_charts
-from leaderboard.selectors import LOWER_IS_BETTER, METRIC_LABELS, Leaderboard, board_phase, phase_leaderboard
+from leaderboard.charts import dataset_chart_options, leaderboard_charts, stability_charts
+from leaderboard.selectors import (
+    LOWER_IS_BETTER,
+    METRIC_LABELS,
+    Leaderboard,
+    StabilityView,
+    board_phase,
+    is_organizer,
+    phase_leaderboard,
+    rank_stability_view,
+)
+from leaderboard.services import schedule_rank_stability
+from scoring.rank_stability import intervals_csv
 
 
 def _phase(slug: str, phase: str, viewer_id: int | None = None) -> Phase:
@@ -113,3 +124,50 @@ def board_json_response(request: HttpRequest, board: Leaderboard) -> HttpRespons
 
 def leaderboard_json(request: HttpRequest, slug: str, phase: str) -> HttpResponse:
     return board_json_response(request, phase_leaderboard(_phase(slug, phase), request.user))
+
+
+# --------------------------------------------------------------------------- rank stability
+
+
+def _stability(request: HttpRequest, slug: str, phase: str) -> StabilityView:
+    view = rank_stability_view(_phase(slug, phase), request.user)
+    if view.board.visible and view.analysis is None and view.has_ranked_teams:
+        schedule_rank_stability([view.board.phase.pk])  # debounced: at most one task per phase on its way
+    return view
+
+
+def rank_stability(request: HttpRequest, slug: str, phase: str) -> HttpResponse:
+    """The "Rank stability" tab: blob plot, significance map and intervals table of the current board."""
+    view = _stability(request, slug, phase)
+    data = view.data
+    context = {"board": view.board, "phase": view.board.phase, "challenge": view.board.phase.challenge,
+               "view": view, "data": data, "charts": stability_charts(data),
+               "organizer": is_organizer(request.user, view.board.phase)}
+    if data:
+        beats = {t["team"]: [] for t in data["teams"]}
+        for pair in data["pairs"]:
+            if pair["significant"]:
+                beats[pair["better"]].append(pair["worse"])
+        context["rows"] = [{**t, "beats": beats[t["team"]], "win_percent": 100 * t["win_share"]}
+                           for t in data["teams"]]
+    return render(request, "leaderboard_stability.html", context)
+
+
+def stability_json_response(view: StabilityView) -> HttpResponse:
+    from django.core.serializers.json import DjangoJSONEncoder
+
+    return HttpResponse(json.dumps(view.to_json(), cls=DjangoJSONEncoder), content_type="application/json")
+
+
+def rank_stability_json(request: HttpRequest, slug: str, phase: str) -> HttpResponse:
+    return stability_json_response(_stability(request, slug, phase))
+
+
+def rank_stability_csv(request: HttpRequest, slug: str, phase: str) -> HttpResponse:
+    """The intervals table; 404 while there is none the viewer may see for the current board."""
+    view = _stability(request, slug, phase)
+    if view.data is None:
+        raise Http404("No rank-stability analysis of this board.")
+    response = HttpResponse(intervals_csv(view.data["teams"]), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{slug}-{phase}-rank-stability.csv"'
+    return response

@@ -20,6 +20,7 @@ urlpatterns = [
     path("c/<slug:slug>/p/<slug:phase>/baseline/", views.baseline_add, name="baseline"),
     path("c/<slug:slug>/p/<slug:phase>/email/", views.phase_email, name="email"),
     path("c/<slug:slug>/p/<slug:phase>/leaderboard.csv", views.leaderboard_csv, name="leaderboard-csv"),
+    path("c/<slug:slug>/p/<slug:phase>/rank-stability/", views.rank_stability, name="rank-stability"),
     path("c/<slug:slug>/p/<slug:phase>/results.zip", views.results_zip, name="results-zip"),
     path("c/<slug:slug>/p/<slug:phase>/archives.zip", views.archives_zip, name="archives-zip"),
     path("submissions/<int:pk>/cancel/", views.submission_cancel, name="submission-cancel"),

@@ -17,7 +17,14 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from competitions.models import Challenge, Phase
 from competitions.selectors import input_set_summary
-from leaderboard.selectors import METRIC_LABELS, phase_leaderboard, shown_metrics
+from leaderboard.selectors import (
+    METRIC_LABELS,
+    phase_leaderboard,
+    rank_stability_view,
+    shown_metrics,
+    unresolved_places,
+)
+from leaderboard.services import request_rank_stability
 from organizers import exports, selectors, services
 from organizers.forms import BaselineForm, ChallengeForm, EmailForm, InputSetForm, PhaseForm, RerunForm
 from scoring.inputs import InputSetError
@@ -140,6 +147,7 @@ def _phase_page(request: HttpRequest, phase: Phase, *, input_form: InputSetForm 
         "entries": entries, "metric_labels": [METRIC_LABELS.get(m, m) for m in metrics],
         "unverified": selectors.unverified_count(phase, entries), "rerunnable": selectors.rerun_count(phase),
         "recipients": selectors.phase_recipients(phase).count(),
+        "places": unresolved_places(rank_stability_view(phase, request.user).data),
     })
 
 
@@ -203,6 +211,22 @@ def phase_rerun(request: HttpRequest, slug: str, phase: str) -> HttpResponse:
     plural = "" if count == 1 else "s"
     messages.success(request, f"{count} submission{plural} of {found.name} queued to be scored again.")
     return _back(request, reverse("organizers:phase", args=[slug, found.slug]))
+
+
+@require_POST
+def rank_stability(request: HttpRequest, slug: str, phase: str) -> HttpResponse:
+    found = _phase(request, slug, phase)
+
+    def number(name: str, low: int, high: int) -> int | None:
+        try:
+            return min(max(int(request.POST.get(name, "")), low), high)
+        except ValueError:
+            return None
+
+    request_rank_stability(found.pk, by_user=request.user, resamples=number("resamples", 10, 100_000),
+                           seed=number("seed", 0, 2**62))
+    messages.success(request, f"The rank-stability analysis of {found.name}'s current board is queued.")
+    return _back(request, reverse("rank-stability", args=[slug, found.slug]))
 
 
 @require_POST

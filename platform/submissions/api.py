@@ -12,8 +12,8 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from competitions.models import Challenge, Phase
-from leaderboard.selectors import board_phase, phase_leaderboard
-from leaderboard.views import board_json_response
+from leaderboard.selectors import board_phase, phase_leaderboard, rank_stability_view
+from leaderboard.views import board_json_response, stability_json_response
 from submissions import selectors, services, uploads
 from submissions.models import PendingUpload, Submission
 from teams.services import team_of
@@ -111,6 +111,14 @@ def leaderboard(request, phase_id):
     if phase is None:
         raise Http404
     return board_json_response(request, phase_leaderboard(phase, request.api_user))
+
+
+@api_view(["GET"], auth=False)
+def rank_stability(request, phase_id):
+    phase = board_phase(phase_id=phase_id)
+    if phase is None:
+        raise Http404
+    return stability_json_response(rank_stability_view(phase, request.api_user))
 
 
 def _json_body(request) -> dict:

@@ -123,3 +123,25 @@ class PendingUpload(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     submission = models.OneToOneField(Submission, null=True, blank=True, on_delete=models.SET_NULL,
                                       related_name="+")
+
+
+class FidFeatures(models.Model):
+    """The FID Inception features of a result's images, from which the rank-stability bootstrap recomputes FID
+    for resampled image sets (``scoring.fid.ResampledFID``).
+
+    float32 as the scorer computed them (little-endian, one row per image in ``images``' order): 8 KiB per
+    2048-d image, 3.6 MiB for 450. float16 would halve that but move the recomputed FID away from the board's
+    (docs/rank-stability.md), so the bootstrap could no longer find the board's totals on the full test set."""
+
+    result = models.OneToOneField(SubmissionResult, on_delete=models.CASCADE, primary_key=True,
+                                  related_name="fid_features")
+    images = models.JSONField()  # ["<dataset>/<stem>.png", ...]: the rows' order
+    dim = models.PositiveIntegerField()
+    data = models.BinaryField()
+
+    DTYPE = "<f4"
+
+    def array(self):
+        import numpy as np
+
+        return np.frombuffer(bytes(self.data), dtype=self.DTYPE).reshape(len(self.images), self.dim)

@@ -32,7 +32,7 @@ from scoring.inputs import Landmarks
 from scoring.profile import ScoringProfile, get_profile
 from scoring.results import ScoreReport
 from submissions import transitions
-from submissions.models import DatasetScore, ImageScore, Submission, SubmissionResult
+from submissions.models import DatasetScore, FidFeatures, ImageScore, Submission, SubmissionResult
 from submissions.selectors import restored_image_name
 
 logger = logging.getLogger(__name__)
@@ -275,6 +275,12 @@ def store_result(submission_id: int, report: ScoreReport, seconds: float) -> str
                  for i in report.images),
                 batch_size=500,
             )
+            if report.fid_features is not None:
+                import numpy as np
+
+                features = np.ascontiguousarray(report.fid_features, dtype=FidFeatures.DTYPE)
+                FidFeatures.objects.create(result=result, images=[i.relpath for i in report.images],
+                                           dim=features.shape[1], data=features.tobytes())
             validity = "valid" if report.valid else (
                 f"NOT valid: more than {report.profile.get('max_failed_images', 10)} images failed the identity test"
             )

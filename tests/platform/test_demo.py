@@ -51,7 +51,13 @@ def test_the_demo_seeds_scores_serves_and_stops_cleanly(tmp_path, weights_dir):
                           60, "the demo's web server")
         assert page.status_code == 200 and 'data-team="Unsharp-mask baseline"' in page.text
         board = requests.get(f"{base}/c/ntire2025-demo/p/development/leaderboard.json", timeout=10).json()
-        assert [row["team"] for row in board["rows"]] == ["Unsharp-mask baseline"]
+        assert sorted(row["team"] for row in board["rows"]) == ["Inputs as they are", "Unsharp-mask baseline"]
+        assert 'id="tab-rank-stability"' in page.text
+        tab = requests.get(f"{base}/c/ntire2025-demo/p/development/leaderboard/rank-stability/", timeout=10)
+        assert tab.status_code == 200 and 'id="chart-rank-blobs"' in tab.text and 'id="chart-significance"' in tab.text
+        stability = requests.get(f"{base}/c/ntire2025-demo/p/development/rank-stability.json", timeout=10).json()
+        assert stability["current"] is True and stability["analysis"]["resamples"] == 1000
+        assert sorted(t["team"] for t in stability["analysis"]["teams"]) == sorted(r["team"] for r in board["rows"])
         assert board["official_weights"] is False  # test weights: the page says so
         assert "not the official ones" in page.text
 

@@ -22,6 +22,7 @@ from django.core.files.storage import default_storage
 from django.urls import reverse
 
 from competitions.models import Phase
+from leaderboard.services import compute_rank_stability
 from scoring.results import DatasetResult, ImageResult, ScoreReport
 from submissions import pipeline
 from submissions.models import Submission
@@ -65,6 +66,8 @@ def world(phase, organizer, make_team, make_scored):
     submission = make_scored(alpha, 0, state=State.SCORING, with_result=False)
     assert pipeline.store_result(submission.pk, report(), 1.0) == State.SCORED
     make_scored(bravo, 0.5)
+    # The board's rank-stability analysis, computed as the worker's task does: every surface below includes its tab.
+    assert compute_rank_stability(phase.pk, resamples=20, seed=1) == "stored"
     # What the worker keeps of a failed image (the real pipeline's copy is tested in test_participant_pages).
     default_storage.save(restored_image_name(submission.pk, *FAILED), ContentFile(png_bytes((64, 64))))
     users = {"anonymous": None, "other team": bravo.created_by, "team": alpha.memberships.get(
@@ -96,6 +99,8 @@ def surfaces(client, world, who: str) -> dict[str, tuple[int, str]]:
         "submission page": reverse("submission-detail", args=[submission.pk]),
         "status json": reverse("submission-status", args=[submission.pk]),
         "team page": reverse("team-detail", args=[alpha.pk]),
+        "rank stability html": reverse("rank-stability", args=["ntire", phase.slug]),
+        "rank stability json": reverse("rank-stability-json", args=["ntire", phase.slug]),
     }
     seen = {}
     for name, url in pages.items():
@@ -107,7 +112,8 @@ def surfaces(client, world, who: str) -> dict[str, tuple[int, str]]:
     client.logout()
     auth = {"HTTP_AUTHORIZATION": f"Token {world['tokens'][who]}"} if who in world["tokens"] else {}
     for name, url in (("api submission", reverse("api-submission", args=[submission.pk])),
-                      ("api leaderboard", reverse("api-leaderboard", args=[phase.pk]))):
+                      ("api leaderboard", reverse("api-leaderboard", args=[phase.pk])),
+                      ("api rank stability", reverse("api-rank-stability", args=[phase.pk]))):
         response = client.get(url, **auth)
         seen[name] = (response.status_code, response.content.decode())
     return seen
@@ -140,6 +146,7 @@ def test_hidden_phase_shows_no_score_to_anyone_but_organizers_until_published(cl
     phase: Phase = world["phase"]
     phase.visibility, phase.published = Phase.Visibility.HIDDEN, False
     phase.save()
+    assert compute_rank_stability(phase.pk, resamples=20, seed=1) == "stored"  # of the hidden board
 
     for who in ("anonymous", "other team", "team"):
         seen = surfaces(client, world, who)
@@ -150,6 +157,8 @@ def test_hidden_phase_shows_no_score_to_anyone_but_organizers_until_published(cl
         assert not any(name.startswith("chart data") for name in seen if name != "chart data leaderboard-charts"), \
             (who, sorted(seen))
         assert restored_status(client, world, who) == 404, who
+        for name in ("rank stability html", "rank stability json", "api rank stability"):
+            assert "rank_counts" not in seen[name][1] and "Alpha" not in seen[name][1], (who, name)
     # The team sees its run, its state and its log, with the scored line reworded.
     seen = surfaces(client, world, "team")
     status = json.loads(seen["status json"][1])
@@ -170,13 +179,18 @@ def test_hidden_phase_shows_no_score_to_anyone_but_organizers_until_published(cl
         assert leaked(seen[name][1]), name
     assert "314.1" in seen["chart data leaderboard-charts"][1] and "141.4" in seen["chart data submission-charts"][1]
     assert "Organizer preview" in seen["leaderboard html"][1]
+    for name in ("rank stability json", "api rank stability"):
+        assert json.loads(seen[name][1])["analysis"]["teams"][0]["team"] == "Alpha", name
+    assert "chart data stability-figures" in seen
     assert restored_status(client, world, "organizer") == 200
 
     phase.published = True
     phase.save()
+    assert compute_rank_stability(phase.pk, resamples=20, seed=1) == "stored"  # publishing made a new board
     for who in ("anonymous", "other team", "team", "organizer"):
         seen = surfaces(client, world, who)
         check_statuses(seen, who)
+        assert json.loads(seen["rank stability json"][1])["analysis"]["teams"][0]["team"] == "Alpha", who
         for name in ("leaderboard html", "leaderboard json", "api leaderboard", "chart data leaderboard-charts"):
             assert "314.1" in seen[name][1], (who, name)
         board = json.loads(seen["leaderboard json"][1])

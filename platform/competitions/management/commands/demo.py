@@ -18,6 +18,7 @@ from django.utils import timezone
 from competitions.demo_data import make_demo_inputs, make_restored_zip
 from competitions.models import Challenge
 from competitions.services import create_challenge, create_phase, load_input_set
+from leaderboard.services import compute_rank_stability
 from scoring.testweights import default_test_weights_dir, ensure_test_weights, shared_niqe_params
 from submissions import pipeline, services
 from teams.services import create_team
@@ -78,6 +79,17 @@ class Command(BaseCommand):
         self.stdout.write("scoring the sample submission (loads the models once) ...")
         state = pipeline.run_submission(submission.pk)
         self.stdout.write(f"sample submission {submission.pk}: {state}")
+        # A second entry (the inputs as they are), so the board's Rank stability tab compares two teams.
+        # Its own user (no password): the "demo" login keeps a fresh participant's view, without a team.
+        other = User.objects.create_user("demo-as-is", "demo-as-is@localhost")
+        as_is = create_team(challenge=challenge, name="Inputs as they are", user=other)
+        zip_path = make_restored_zip(inputs, Path(settings.VAR_DIR) / "demo-as-is.zip", sharpen=False)
+        with open(zip_path, "rb") as handle:
+            second = services.create_submission(phase=dev, team=as_is, user=other,
+                                                upload=File(handle, name="as-is.zip"), enqueue=False)
+        self.stdout.write(f"second submission {second.pk}: {pipeline.run_submission(second.pk)}")
+        # The worker would compute it after the board's changes; computed here so the tab shows it at once.
+        self.stdout.write(f"rank stability of {dev.slug}: {compute_rank_stability(dev.pk)}")
         self.stdout.write(f"logins: organizer / {DEMO_PASSWORD}   demo / {DEMO_PASSWORD}  (user {participant})")
 
     def serve(self, port):
