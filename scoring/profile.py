@@ -172,6 +172,14 @@ PRESETS: dict[str, ScoringProfile] = {
 }
 
 
+# Each profile's counterpart in the next edition, offered when a challenge is copied into its next year.
+NEXT_EDITION: dict[str, str] = {
+    "ntire2025": "ntire2026",
+    "ntire2025-no-qalign": "ntire2026-no-qalign",
+    "ntire2025-dev": "ntire2026-dev",
+}
+
+
 def get_profile(name: str) -> ScoringProfile:
     try:
         return PRESETS[name]
