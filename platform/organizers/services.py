@@ -493,6 +493,21 @@ def _create_from_bundle(bundle: bundles.Bundle, slug: str, start: datetime, user
                           files_stored=len(stored) - reused, files_reused=reused, baselines=baselines)
 
 
+def import_bundle_upload(upload: File, **options: Any) -> BundleImported:
+    """import_bundle for a bundle uploaded through the organizer page (refused over the size limit unread)."""
+    limit = bundles.bundle_limits().max_archive_bytes
+    if (upload.size or 0) > limit:
+        raise bundles.BundleInvalid([bundles.BundleProblem("too_large", "bundle",
+                                                           f"{upload.size} bytes; at most {limit} are accepted")])
+    scratch = Path(settings.FR_SCRATCH_DIR)
+    scratch.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=scratch, suffix=".zip") as spool:
+        for chunk in upload.chunks():
+            spool.write(chunk)
+        spool.flush()
+        return import_bundle(Path(spool.name), **options)
+
+
 def new_edition(challenge: Challenge, *, slug: str, start: datetime, user, title: str = "",
                 profiles: dict[str, str] | None = None, enqueue: bool = True) -> BundleImported:
     """Copy a challenge into a new one (next year's, say) through its own bundle: the same pages, phases,

@@ -11,8 +11,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from django.db import connection
+from django.urls import reverse
 from django.utils import timezone
 
 from competitions.models import Challenge, InputDataset, InputImage, Phase
@@ -195,3 +197,71 @@ def test_the_challenge_command_exports_and_imports(edition_2025, organizer, stor
         call_command("challenge", "import", str(tmp_path / "b.zip"), "--slug", "ntire-2026", "--start",
                      "2026-03-02", "--organizer", organizer.username)
     assert timezone.is_aware(bundles.parse_start("2026-03-02T10:00:00+02:00"))
+
+
+# --------------------------------------------------------------------------- the organizer pages
+
+
+@pytest.fixture
+def staff_client(organizer, client):
+    organizer.is_staff = True
+    organizer.save(update_fields=["is_staff"])
+    client.force_login(organizer)
+    return client
+
+
+def test_an_organizer_downloads_the_bundle_and_creates_a_challenge_from_it(edition_2025, staff_client, make_user,
+                                                                          client, storage, tmp_path):
+    response = staff_client.get(reverse("organizers:bundle", args=["ntire"]))
+    assert response.status_code == 200
+    assert response["Content-Disposition"] == 'attachment; filename="ntire-bundle.zip"'
+    bundle = b"".join(response.streaming_content)
+    with zipfile.ZipFile(io.BytesIO(bundle)) as archive:
+        manifest = json.loads(archive.read(bundles.MANIFEST))
+    assert manifest["challenge"]["slug"] == "ntire" and len(manifest["phases"]) == 2
+
+    page = staff_client.post(reverse("organizers:bundle-import"), {
+        "bundle": SimpleUploadedFile("ntire-bundle.zip", bundle, content_type="application/zip"),
+        "slug": "from-bundle", "title": "", "start": "2026-05-01T08:00"})
+    assert page.status_code == 302 and page["Location"] == reverse("organizers:challenge", args=["from-bundle"])
+    copy = Challenge.objects.get(slug="from-bundle")
+    assert copy.title == edition_2025.title and copy.phases.get(slug="dev").opens_at == datetime(
+        2026, 5, 1, 8, tzinfo=UTC)
+
+
+def test_the_upload_page_lists_every_problem_of_a_broken_bundle_and_creates_nothing(edition_2025, staff_client,
+                                                                                  tmp_path):
+    export(edition_2025, tmp_path / "good.zip")
+    with zipfile.ZipFile(tmp_path / "good.zip") as good:
+        manifest = json.loads(good.read(bundles.MANIFEST))
+    manifest["phases"][0]["datasets"][0]["identity_threshold"] = "high"
+    broken = io.BytesIO()
+    with zipfile.ZipFile(broken, "w") as archive:
+        archive.writestr(bundles.MANIFEST, json.dumps(manifest))
+        archive.writestr("/etc/passwd", b"x")
+    before = database_counts()
+    page = staff_client.post(reverse("organizers:bundle-import"), {
+        "bundle": SimpleUploadedFile("b.zip", broken.getvalue()), "slug": "broken", "start": "2026-05-01T08:00"})
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert 'id="bundle-problems"' in html and "nothing was created" in html
+    assert "$.phases[0].datasets[0].identity_threshold: must be of type number, not string" in html
+    assert "/etc/passwd" in html and "inputs/" in html  # the hostile name, and the inputs it lacks
+    assert database_counts() == before
+
+
+def test_new_edition_in_two_clicks_offers_next_years_slug_title_and_profiles(edition_2025, staff_client,
+                                                                             make_user, client):
+    url = reverse("organizers:new-edition", args=["ntire"])
+    form = staff_client.get(url).context["form"]
+    assert form.initial["title"] == "NTIRE 2026 Face Restoration"
+    assert (form.initial["profile_dev"], form.initial["profile_test"]) == ("ntire2026-dev", "ntire2026-no-qalign")
+    data = {key: form.initial[key] for key in ("title", "profile_dev", "profile_test")}
+    page = staff_client.post(url, {**data, "slug": "ntire-2026", "start": "2026-02-01T00:00"})
+    assert page.status_code == 302
+    dev = Phase.objects.get(challenge__slug="ntire-2026", slug="dev")
+    assert dev.scoring_profile == "ntire2026-dev" and dev.profile_snapshot["identity_thresholds"]["Wider-Test"] == 0.2
+    client.force_login(make_user("participant"))
+    assert client.get(url).status_code == 403
+    assert client.get(reverse("organizers:bundle", args=["ntire"])).status_code == 403
+    assert client.get(reverse("organizers:bundle-import")).status_code == 403
