@@ -169,7 +169,7 @@ def _next_year(text: str) -> str:
 class BundleImportForm(forms.Form):
     bundle = forms.FileField(label="Challenge bundle (zip)", help_text="From 'Download bundle' or"
                                                                       " `manage.py challenge export`")
-    slug = forms.SlugField(max_length=50, help_text="The new challenge's address: /c/<slug>/")
+    slug = forms.SlugField(max_length=50, help_text="The new challenge's address: /c/SLUG/")
     title = forms.CharField(max_length=200, required=False, help_text="Empty: the bundle's")
     start = forms.DateTimeField(widget=_datetime_widget(), help_text="UTC; when its first phase opens")
 
@@ -183,7 +183,7 @@ class BundleImportForm(forms.Form):
 class NewEditionForm(forms.Form):
     """Next year's copy of a challenge: its slug, title and start, and each phase's profile."""
 
-    slug = forms.SlugField(max_length=50, help_text="The new challenge's address: /c/<slug>/")
+    slug = forms.SlugField(max_length=50, help_text="The new challenge's address: /c/SLUG/")
     title = forms.CharField(max_length=200)
     start = forms.DateTimeField(widget=_datetime_widget(), help_text="UTC; when its first phase opens")
 
