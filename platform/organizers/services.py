@@ -366,8 +366,12 @@ def add_baseline(*, phase: Phase, name: str, upload: File, by_user, description:
             submission = Submission(phase=phase, team=team, submitted_by=by_user,
                                     description=(description or name)[:300], archive_size=size, archive_sha256=sha256)
             submission.archive.save(f"{phase.pk}-{team.pk}.zip", upload, save=False)
-            submission.save()
-            transitions.log(submission.pk, f"Baseline archive added by {by_user}: {size} bytes, sha256 {sha256}.")
+            try:
+                submission.save()
+                transitions.log(submission.pk, f"Baseline archive added by {by_user}: {size} bytes, sha256 {sha256}.")
+            except BaseException:  # the row is rolled back: so is the archive it would have pointed to
+                _remove_stored([submission.archive.name])
+                raise
             if enqueue:
                 transaction.on_commit(lambda: enqueue_scoring(submission.pk))
     except IntegrityError:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.urls import reverse
 from django.utils import timezone
 
@@ -265,3 +265,23 @@ def test_new_edition_in_two_clicks_offers_next_years_slug_title_and_profiles(edi
     assert client.get(url).status_code == 403
     assert client.get(reverse("organizers:bundle", args=["ntire"])).status_code == 403
     assert client.get(reverse("organizers:bundle-import")).status_code == 403
+
+
+def test_an_import_that_fails_while_writing_leaves_no_row_and_no_file(edition_2025, organizer, settings, tmp_path):
+    """All or nothing when the database refuses a row late (here a real PostgreSQL trigger on the baseline's
+    submission, after the input files were written): the transaction is rolled back and the files removed."""
+    export(edition_2025, tmp_path / "good.zip")
+    settings.MEDIA_ROOT = str(tmp_path / "fresh-media")  # a storage without the inputs: the import writes them
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE FUNCTION refuse_row() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'refused for the"
+                       " test'; END $$ LANGUAGE plpgsql")
+        cursor.execute("CREATE TRIGGER refuse BEFORE INSERT ON submissions_submission FOR EACH ROW"
+                       " EXECUTE FUNCTION refuse_row()")
+    before = database_counts()
+    with pytest.raises(DatabaseError, match="refused for the test"):
+        services.import_bundle(tmp_path / "good.zip", slug="half-done", start=START, user=organizer,
+                               enqueue=False)
+    assert database_counts() == before
+    assert not Challenge.objects.filter(slug="half-done").exists()
+    media = tmp_path / "fresh-media"
+    assert not [p for p in media.rglob("*") if p.is_file()]  # the two input files it wrote are gone
