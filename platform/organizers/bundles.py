@@ -28,7 +28,7 @@ from django.utils.dateparse import parse_datetime
 
 from competitions.models import Challenge, InputImage, Phase
 from scoring.archive import ArchiveLimits, ArchiveMemberError, SafeZip
-from scoring.profile import PRESETS, ScoringProfile
+from scoring.profile import PRESETS, ScoringProfile, get_profile
 from submissions.models import Submission
 
 FORMAT = "ntire-fr-challenge-bundle"
@@ -246,7 +246,8 @@ def challenge_manifest(challenge: Challenge) -> tuple[dict[str, Any], dict[str, 
             "limits": {"max_per_day": phase.max_per_day, "max_total": phase.max_total,
                        "max_running": phase.max_running, "max_archive_bytes": phase.max_archive_bytes},
             "visibility": phase.visibility, "selection": phase.selection,
-            "scoring_profile": phase.scoring_profile, "profile_snapshot": phase.profile_snapshot,
+            "scoring_profile": phase.scoring_profile,
+            "profile_snapshot": phase.profile_snapshot or get_profile(phase.scoring_profile).to_dict(),
             "shown_metrics": list(phase.shown_metrics or []), "datasets": datasets, "baselines": baselines,
         })
     manifest = {

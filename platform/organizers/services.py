@@ -423,10 +423,12 @@ def import_bundle(path: Path, *, slug: str, start: datetime, user, title: str = 
             raise bundles.BundleInvalid(problems)
         with transaction.atomic():
             return _create_from_bundle(bundle, slug, start, user, title, profiles, enqueue, written)
-    except IntegrityError:  # the slug was taken meanwhile
+    except IntegrityError:
         _remove_stored(written)
-        raise bundles.BundleInvalid(_slug_problems(slug) or [bundles.BundleProblem("slug", "--slug", "taken")]) \
-            from None
+        taken = _slug_problems(slug)  # the slug was taken meanwhile: say so; anything else is a bug, raised
+        if taken:
+            raise bundles.BundleInvalid(taken) from None
+        raise
     except BaseException:
         _remove_stored(written)
         raise

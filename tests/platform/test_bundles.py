@@ -158,7 +158,23 @@ def test_a_bundle_whose_files_do_not_match_their_checksums_is_refused(edition_20
 
 def test_the_schema_validator_knows_every_keyword_the_schema_uses_and_refuses_bools_as_numbers():
     schema = bundles.manifest_schema()
-    assert bundles.schema_problems({"format": bundles.FORMAT}) != []  # no ValueError: every keyword supported
+    used: set[str] = set()
+
+    def walk(node: dict) -> None:  # every subschema, wherever it sits
+        used.update(node)
+        for key, value in node.items():
+            if key in ("properties", "$defs"):
+                for child in value.values():
+                    walk(child)
+            elif key in ("items", "additionalProperties") and isinstance(value, dict):
+                walk(value)
+            elif key == "anyOf":
+                for child in value:
+                    walk(child)
+
+    walk(schema)
+    assert used - bundles._ANNOTATIONS <= bundles._KEYWORDS, used - bundles._ANNOTATIONS - bundles._KEYWORDS
+    assert {"$ref", "anyOf", "exclusiveMinimum", "pattern", "additionalProperties"} <= used
     problems = bundles.schema_problems({"n": True}, {"type": "object", "properties": {"n": {"type": "integer"}}})
     assert [(p.path, p.message) for p in problems] == [("$.n", "must be of type integer, not boolean")]
     with pytest.raises(ValueError, match="not supported"):
