@@ -1101,3 +1101,112 @@ def _decode_problem(data: bytes, image: ExpectedImage) -> tuple[str, str] | None
     if size != (image.width, image.height):
         return "wrong_size", f"is {size[0]}x{size[1]}; expected {image.width}x{image.height} like its input"
     return None
+
+
+# --------------------------------------------------------------------------- any named files (challenge bundles)
+
+
+class SafeZip:
+    """A zip of named files (a challenge bundle, say) read under the rules submissions are read under.
+
+    Every member is judged from the central directory before any body is read: names must be valid UTF-8,
+    relative, without ``..``, backslashes, control characters or case twins; links, special members,
+    encryption and compressions other than Store/Deflate are refused; declared sizes, the member count and
+    the compression ratio are bounded by ``limits``. ``problems`` lists every refusal (codes as above); the
+    accepted files are read by name, never extracted under it, and each read stops at the member's declared
+    size and checks its CRC. ``limits.max_archive_bytes`` bounds the zip file itself.
+    """
+
+    def __init__(self, path: Path, limits: ArchiveLimits) -> None:
+        self.limits = limits
+        self.problems: list[ArchiveProblem] = []
+        self._members: dict[str, _Member] = {}
+        self._fh: BinaryIO | None = None
+        self._reader: _ZipSource | None = None
+        run = _Run([], limits, None)  # its member rules (ratio) and messages, shared with submissions
+        try:
+            size = path.stat().st_size
+            if size == 0:
+                raise _Stop("empty", f"{path.name} is empty (0 bytes).")
+            if size > limits.max_archive_bytes:
+                raise _Stop("too_large", f"{path.name} is {_human_bytes(size)}; the limit is "
+                                         f"{_human_bytes(limits.max_archive_bytes)}.")
+            self._fh = open(path, "rb")  # noqa: SIM115 - closed by close()
+            self._reader = _ZipSource(self._fh, size, limits)
+            members = self._reader.members()
+        except _Stop as stop:
+            self.problems.append(ArchiveProblem(stop.code, stop.path, stop.message))
+            return
+        except OSError as exc:
+            self.problems.append(ArchiveProblem("read_error", "", f"{path.name} cannot be read: {exc}"))
+            return
+        total = sum(m.size for m in members)
+        if total > limits.max_total_uncompressed:
+            run.add("too_large", "", f"The zip would unpack to {_human_bytes(total)}; the limit is "
+                                     f"{_human_bytes(limits.max_total_uncompressed)}.")
+        folded: dict[str, str] = {}
+        for member in members:
+            if member.name is None:
+                run.member_problem("bad_name_encoding", member, "has a name that is too long or not valid UTF-8")
+                continue
+            problem = _name_problem(member.name, member.kind == "dir")
+            if problem is not None:
+                run.member_problem(problem[0], member, problem[1])
+            elif member.kind == "symlink":
+                run.member_problem("symlink", member, "is a symbolic link; only regular files are allowed")
+            elif member.kind == "special":
+                run.member_problem("special_member", member, "is not a regular file or folder")
+            elif member.issue is not None:
+                run.member_problem(member.issue[0], member, member.issue[1])
+            elif member.kind == "dir" or _is_junk(member.name.split("/"), member.kind):
+                continue
+            elif _key(member.name).casefold() in folded:
+                run.member_problem("case_duplicate" if _key(member.name) not in self._members else "duplicate",
+                                   member, f"clashes with {folded[_key(member.name).casefold()]}")
+            elif member.size > limits.max_member_bytes:
+                run.member_problem("too_large", member, f"is {_human_bytes(member.size)}; the limit per file is "
+                                                        f"{_human_bytes(limits.max_member_bytes)}")
+            elif run.ratio_exceeded(member):
+                run.member_problem("zip_bomb", member, f"would unpack to {member.size / max(member.packed, 1):.0f}"
+                                                       " times its compressed size")
+            else:
+                folded[_key(member.name).casefold()] = member.shown
+                self._members[_key(member.name)] = member
+        self.problems.extend(run.problems)
+
+    def __enter__(self) -> SafeZip:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+    def names(self) -> list[str]:
+        return sorted(self._members)
+
+    def size(self, name: str) -> int:
+        return self._members[name].size
+
+    def stream(self, name: str) -> Iterator[bytes]:
+        """The member's bytes in chunks; ArchiveMemberError when they are damaged (KeyError: not accepted)."""
+        member = self._members[name]
+        assert self._reader is not None
+        try:
+            yield from self._reader.read(member)
+        except _MemberError as exc:
+            raise ArchiveMemberError(ArchiveProblem(exc.code, member.shown, f"{member.shown} {exc.message}.")) from None
+
+    def read(self, name: str) -> bytes:
+        return b"".join(self.stream(name))
+
+
+class ArchiveMemberError(Exception):
+    """A member of a SafeZip could not be read as its headers promised."""
+
+    def __init__(self, problem: ArchiveProblem) -> None:
+        super().__init__(problem.message)
+        self.problem = problem

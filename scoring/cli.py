@@ -185,6 +185,17 @@ def _landmarks(args: argparse.Namespace) -> int:
     return 0
 
 
+def _profiles(args: argparse.Namespace) -> int:
+    from scoring.profile import PRESETS, profiles_markdown
+
+    if args.markdown:
+        print(profiles_markdown(), end="")
+        return 0
+    for profile in PRESETS.values():
+        print(f"{profile.name}: {profile.formula()}; thresholds {profile.identity_thresholds}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m scoring", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -233,6 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
     landmarks.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
     landmarks.add_argument("--confidence", type=float, default=0.8, help="a detection's least score to count")
 
+    profiles = sub.add_parser("profiles", help="list the scoring profiles (--markdown: the README's table)")
+    profiles.add_argument("--markdown", action="store_true")
+
     weights = sub.add_parser("weights", help="fetch, verify or generate test weights")
     weights.add_argument("action", choices=["fetch", "verify", "make-test"])
     weights.add_argument("dir")
@@ -261,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_rank_stability_cli(Path(args.folder), args.profile, args.resamples, args.seed, args.alpha,
                                       Path(args.reference) if args.reference else None, args.json,
                                       Path(args.csv) if args.csv else None)
+    if args.command == "profiles":
+        return _profiles(args)
     if args.command == "landmarks":
         return _landmarks(args)
     if args.command in ("submit", "status", "leaderboard"):

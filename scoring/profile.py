@@ -19,6 +19,15 @@ NTIRE2025_THRESHOLDS: dict[str, float] = {
     "Wider-Test": 0.3,
 }
 
+# Identity thresholds NTIRE 2026 ran with: eval.py of github.com/jkwang28/NTIRE2026_RealWorld_Face_Restoration
+# (arXiv 2604.10532). Wider-Test and WebPhoto-Test were lowered; that repository's README still lists the
+# 2025 values, but the code is what scored the teams.
+NTIRE2026_THRESHOLDS: dict[str, float] = {
+    **NTIRE2025_THRESHOLDS,
+    "WebPhoto-Test": 0.25,
+    "Wider-Test": 0.2,
+}
+
 # Image counts per source dataset in NTIRE 2025's validation and test sets.
 NTIRE2025_DATASET_SIZES: dict[str, int] = {
     "CelebA": 100,
@@ -149,7 +158,35 @@ PRESETS: dict[str, ScoringProfile] = {
             terms=(MetricTerm("clipiqa"), MetricTerm("musiq", divisor=100)),
             description="Development-phase feedback: CLIP-IQA and MUSIQ only, as NTIRE's Codalab phase showed.",
         ),
+        # NTIRE 2026 kept 2025's metrics, weights and total (eval.py of the 2026 repository above) and the
+        # at-most-10-failed rule (enforced by the organizers, eval.py only counts); only thresholds changed.
+        ScoringProfile(
+            name="ntire2026",
+            terms=NTIRE2025_TERMS,
+            identity_thresholds=dict(NTIRE2026_THRESHOLDS),
+            description="The NTIRE 2026 final score: 2025's six metrics, Wider-Test 0.2 and WebPhoto-Test 0.25.",
+        ),
+        ScoringProfile(
+            name="ntire2026-no-qalign",
+            terms=tuple(t for t in NTIRE2025_TERMS if t.metric != "qalign"),
+            identity_thresholds=dict(NTIRE2026_THRESHOLDS),
+            description="NTIRE 2026 without the Q-Align term, as its eval.py with use_qalign=False.",
+        ),
+        ScoringProfile(
+            name="ntire2026-dev",
+            terms=(MetricTerm("clipiqa"), MetricTerm("musiq", divisor=100)),
+            identity_thresholds=dict(NTIRE2026_THRESHOLDS),
+            description="Development-phase feedback under the 2026 thresholds: CLIP-IQA and MUSIQ only.",
+        ),
     )
+}
+
+
+# Each profile's counterpart in the next edition, offered when a challenge is copied into its next year.
+NEXT_EDITION: dict[str, str] = {
+    "ntire2025": "ntire2026",
+    "ntire2025-no-qalign": "ntire2026-no-qalign",
+    "ntire2025-dev": "ntire2026-dev",
 }
 
 
@@ -158,3 +195,17 @@ def get_profile(name: str) -> ScoringProfile:
         return PRESETS[name]
     except KeyError:
         raise KeyError(f"unknown scoring profile {name!r}; known: {', '.join(sorted(PRESETS))}") from None
+
+
+def profiles_markdown() -> str:
+    """The README's profile table, made from PRESETS (a test keeps the README equal to it)."""
+    datasets = sorted({name for profile in PRESETS.values() for name in profile.identity_thresholds})
+    header = ["profile", "total", *datasets, "max failed", "what"]
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for profile in PRESETS.values():
+        thresholds = [f"{profile.identity_thresholds[d]:g}" if d in profile.identity_thresholds else "-"
+                      for d in datasets]
+        row = [f"`{profile.name}`", profile.formula(), *thresholds, str(profile.max_failed_images),
+               profile.description]
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |")
+    return "\n".join(lines) + "\n"

@@ -6,6 +6,7 @@ import hashlib
 from pathlib import Path
 
 from django.core.files import File
+from django.core.files.storage import default_storage
 from django.db import transaction
 
 from competitions.models import Challenge, InputDataset, InputImage, Phase
@@ -21,10 +22,33 @@ def create_challenge(*, slug: str, title: str, description: str = "", max_team_s
     return challenge
 
 
-def create_phase(*, challenge: Challenge, slug: str, name: str, scoring_profile: str, **fields) -> Phase:
+def create_phase(*, challenge: Challenge, slug: str, name: str, scoring_profile: str,
+                 profile_snapshot: dict | None = None, **fields) -> Phase:
+    """``profile_snapshot``: the profile as another phase had it (a bundle's); by default the preset's."""
     profile = get_profile(scoring_profile)  # unknown names fail here, before anything is stored
     return Phase.objects.create(challenge=challenge, slug=slug, name=name, scoring_profile=profile.name,
-                                profile_snapshot=profile.to_dict(), **fields)
+                                profile_snapshot=profile_snapshot or profile.to_dict(), **fields)
+
+
+def retargeted_snapshot(scoring_profile: str, thresholds: dict[str, float]) -> dict:
+    """The preset's snapshot for a phase moving to it (next year's rules): the preset's identity thresholds win,
+    datasets it does not know keep the thresholds they had."""
+    profile = get_profile(scoring_profile).to_dict()
+    profile["identity_thresholds"] = {**thresholds, **profile["identity_thresholds"]}
+    return profile
+
+
+def input_storage_name(sha256: str) -> str:
+    # Input images are stored once per content: phases and editions sharing an image share its file.
+    return f"inputs/sha256/{sha256}.png"
+
+
+def store_input_file(sha256: str, content: File) -> tuple[str, bool]:
+    """Store an input image under its sha256 unless it is there already; (storage name, whether written)."""
+    name = input_storage_name(sha256)
+    if default_storage.exists(name):
+        return name, False
+    return default_storage.save(name, content), True  # another name only if a concurrent writer came first
 
 
 def _sha256(path: Path) -> str:
@@ -57,11 +81,12 @@ def load_input_set(phase: Phase, folder: Path, landmarks_csv: Path,
         }
         for img in images:
             lm = landmarks[img.stem]
-            row = InputImage(dataset=datasets[img.dataset], stem=img.stem, width=img.width, height=img.height,
-                             sha256=_sha256(img.path), landmarks=[list(p) for p in lm.points], box=list(lm.box))
+            sha256 = _sha256(img.path)
             with open(img.path, "rb") as handle:
-                row.file.save(f"{phase.pk}-{img.dataset}-{img.stem}.png", File(handle), save=False)
-            row.save()
+                stored, _ = store_input_file(sha256, File(handle))
+            InputImage.objects.create(dataset=datasets[img.dataset], stem=img.stem, width=img.width,
+                                      height=img.height, sha256=sha256, file=stored,
+                                      landmarks=[list(p) for p in lm.points], box=list(lm.box))
         if profile_thresholds != phase.profile_snapshot.get("identity_thresholds"):
             phase.profile_snapshot = {**phase.profile_snapshot, "identity_thresholds": profile_thresholds}
             phase.save(update_fields=["profile_snapshot"])

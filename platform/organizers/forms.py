@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django import forms
 
 from competitions.models import Challenge, Phase
 from leaderboard.selectors import METRIC_LABELS
-from scoring.profile import ALL_METRICS, PRESETS
+from scoring.profile import ALL_METRICS, NEXT_EDITION, PRESETS
 
 MIB = 1024**2
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M"
@@ -158,3 +159,54 @@ class RerunForm(forms.Form):
 class EmailForm(forms.Form):
     subject = forms.CharField(max_length=200)
     body = forms.CharField(widget=forms.Textarea(attrs={"rows": 8}))
+
+
+def _next_year(text: str) -> str:
+    """``ntire2025-demo`` -> ``ntire2026-demo``: every four-digit year one on."""
+    return re.sub(r"(?<!\d)(19|20)(\d\d)(?!\d)", lambda m: str(int(m.group(0)) + 1), text)
+
+
+class BundleImportForm(forms.Form):
+    bundle = forms.FileField(label="Challenge bundle (zip)", help_text="From 'Download bundle' or"
+                                                                      " `manage.py challenge export`")
+    slug = forms.SlugField(max_length=50, help_text="The new challenge's address: /c/SLUG/")
+    title = forms.CharField(max_length=200, required=False, help_text="Empty: the bundle's")
+    start = forms.DateTimeField(widget=_datetime_widget(), help_text="UTC; when its first phase opens")
+
+    def clean_slug(self) -> str:
+        slug = self.cleaned_data["slug"]
+        if Challenge.objects.filter(slug=slug).exists():
+            raise forms.ValidationError("A challenge with this slug exists already.")
+        return slug
+
+
+class NewEditionForm(forms.Form):
+    """Next year's copy of a challenge: its slug, title and start, and each phase's profile."""
+
+    slug = forms.SlugField(max_length=50, help_text="The new challenge's address: /c/SLUG/")
+    title = forms.CharField(max_length=200)
+    start = forms.DateTimeField(widget=_datetime_widget(), help_text="UTC; when its first phase opens")
+
+    def __init__(self, *args: Any, challenge: Challenge, **kwargs: Any) -> None:
+        phases = list(challenge.phases.order_by("order", "id"))
+        first = min((p.opens_at for p in phases), default=challenge.created_at)
+        initial = {"slug": _next_year(challenge.slug), "title": _next_year(challenge.title),
+                   "start": first.replace(year=first.year + 1, day=min(first.day, 28))}
+        for phase in phases:
+            initial[f"profile_{phase.slug}"] = NEXT_EDITION.get(phase.scoring_profile, phase.scoring_profile)
+        kwargs.setdefault("initial", initial)
+        super().__init__(*args, **kwargs)
+        self.phases = phases
+        for phase in phases:
+            self.fields[f"profile_{phase.slug}"] = forms.ChoiceField(
+                choices=_profile_choices, label=f"Profile of {phase.name}",
+                help_text=f"now {phase.scoring_profile}")
+
+    def clean_slug(self) -> str:
+        slug = self.cleaned_data["slug"]
+        if Challenge.objects.filter(slug=slug).exists():
+            raise forms.ValidationError("A challenge with this slug exists already.")
+        return slug
+
+    def profiles(self) -> dict[str, str]:
+        return {phase.slug: self.cleaned_data[f"profile_{phase.slug}"] for phase in self.phases}

@@ -13,17 +13,19 @@ import zipfile
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
 from django.conf import settings
-from django.core.files.base import File
+from django.core.files.base import ContentFile, File
+from django.core.files.storage import default_storage
 from django.core.mail import EmailMessage, get_connection
 from django.db import IntegrityError, transaction
 
 from competitions import services as competition_services
-from competitions.models import Challenge, Phase
-from organizers import selectors
+from competitions.models import Challenge, InputDataset, InputImage, Phase
+from organizers import bundles, selectors
 from scoring.inputs import InputSetError, Landmarks, check_landmarks_cover, read_landmarks, scan_inputs, write_landmarks
 from scoring.profile import get_profile
 from submissions import transitions
@@ -364,13 +366,165 @@ def add_baseline(*, phase: Phase, name: str, upload: File, by_user, description:
             submission = Submission(phase=phase, team=team, submitted_by=by_user,
                                     description=(description or name)[:300], archive_size=size, archive_sha256=sha256)
             submission.archive.save(f"{phase.pk}-{team.pk}.zip", upload, save=False)
-            submission.save()
-            transitions.log(submission.pk, f"Baseline archive added by {by_user}: {size} bytes, sha256 {sha256}.")
+            try:
+                submission.save()
+                transitions.log(submission.pk, f"Baseline archive added by {by_user}: {size} bytes, sha256 {sha256}.")
+            except BaseException:  # the row is rolled back: so is the archive it would have pointed to
+                _remove_stored([submission.archive.name])
+                raise
             if enqueue:
                 transaction.on_commit(lambda: enqueue_scoring(submission.pk))
     except IntegrityError:
         raise OrganizerError(f"The team name {name!r} was taken meanwhile; try again.") from None
     return submission
+
+
+# --------------------------------------------------------------------------- bundles and editions
+
+
+@dataclass(frozen=True)
+class BundleImported:
+    challenge: Challenge
+    phases: int
+    images: int
+    files_stored: int  # input files written to storage
+    files_reused: int  # input files storage had already (same sha256)
+    baselines: list[Submission]
+
+
+_SLUG = re.compile(r"^[-a-zA-Z0-9_]{1,50}$")
+
+
+def _slug_problems(slug: str) -> list[bundles.BundleProblem]:
+    if not _SLUG.match(slug):
+        return [bundles.BundleProblem("slug", "--slug", f"{slug!r} is not a slug (letters, digits, - and _)")]
+    if Challenge.objects.filter(slug=slug).exists():
+        return [bundles.BundleProblem("slug", "--slug", f"a challenge with the slug {slug!r} exists already")]
+    return []
+
+
+def import_bundle(path: Path, *, slug: str, start: datetime, user, title: str = "",
+                  profiles: dict[str, str] | None = None, enqueue: bool = True) -> BundleImported:
+    """Create a challenge from a bundle, its first phase opening at ``start``; ``user`` organizes it.
+
+    The whole bundle is checked first (organizers.bundles.read_bundle) and BundleInvalid lists every problem;
+    then everything is written in one transaction, and files written to storage are removed again if anything
+    fails. ``profiles``: phase slug (or ``*`` for all) -> the preset to score with instead of the bundle's.
+    Baseline archives become baseline submissions, queued for scoring once the transaction commits."""
+    profiles = dict(profiles or {})
+    problems = _slug_problems(slug)
+    try:
+        bundle = bundles.read_bundle(path, profiles=profiles)
+    except bundles.BundleInvalid as exc:
+        raise bundles.BundleInvalid(problems + exc.problems) from None
+    written: list[str] = []
+    try:
+        if problems:
+            raise bundles.BundleInvalid(problems)
+        with transaction.atomic():
+            return _create_from_bundle(bundle, slug, start, user, title, profiles, enqueue, written)
+    except IntegrityError:
+        _remove_stored(written)
+        taken = _slug_problems(slug)  # the slug was taken meanwhile: say so; anything else is a bug, raised
+        if taken:
+            raise bundles.BundleInvalid(taken) from None
+        raise
+    except BaseException:
+        _remove_stored(written)
+        raise
+    finally:
+        bundle.close()
+
+
+def _remove_stored(names: list[str]) -> None:
+    for name in names:
+        try:
+            default_storage.delete(name)
+        except OSError:  # keep the original error; an orphan file is harmless
+            logger.warning("could not remove %s after a failed bundle import", name, exc_info=True)
+
+
+def _create_from_bundle(bundle: bundles.Bundle, slug: str, start: datetime, user, title: str,
+                        profiles: dict[str, str], enqueue: bool, written: list[str]) -> BundleImported:
+    manifest = bundle.manifest
+    about = manifest["challenge"]
+    challenge = competition_services.create_challenge(
+        slug=slug, title=title or about["title"], description=about["description"],
+        max_team_size=about["max_team_size"], organizers=[user])
+    stored: dict[str, str] = {}
+    images = reused = 0
+    baselines: list[Submission] = []
+    scratch = Path(settings.FR_SCRATCH_DIR)
+    scratch.mkdir(parents=True, exist_ok=True)
+    for entry in manifest["phases"]:
+        opens_at, closes_at = bundles.phase_dates(entry, start)
+        name, snapshot = entry["scoring_profile"], entry["profile_snapshot"]
+        chosen = profiles.get(entry["slug"]) or profiles.get("*")
+        if chosen and chosen != name:
+            name, snapshot = chosen, competition_services.retargeted_snapshot(chosen, snapshot["identity_thresholds"])
+        metrics = {term["metric"] for term in snapshot["terms"]}
+        phase = competition_services.create_phase(
+            challenge=challenge, slug=entry["slug"], name=entry["name"], scoring_profile=name,
+            profile_snapshot=snapshot, kind=entry["kind"], order=entry["order"], opens_at=opens_at,
+            closes_at=closes_at, visibility=entry["visibility"], selection=entry["selection"],
+            shown_metrics=[m for m in entry["shown_metrics"] if m in metrics], **entry["limits"])
+        for item in entry["datasets"]:
+            # The snapshot holds the thresholds scoring uses; the dataset rows show the same.
+            dataset = InputDataset.objects.create(phase=phase, name=item["name"],
+                                                  identity_threshold=snapshot["identity_thresholds"][item["name"]])
+            rows = []
+            for image in item["images"]:
+                if image["sha256"] not in stored:
+                    content = ContentFile(b"".join(bundle.stream(image["file"])))
+                    stored[image["sha256"]], created = competition_services.store_input_file(image["sha256"], content)
+                    if created:
+                        written.append(stored[image["sha256"]])
+                    else:
+                        reused += 1
+                rows.append(InputImage(dataset=dataset, stem=image["stem"], width=image["width"],
+                                       height=image["height"], sha256=image["sha256"],
+                                       file=stored[image["sha256"]], landmarks=image["landmarks"], box=image["box"]))
+            InputImage.objects.bulk_create(rows)
+            images += len(rows)
+        for item in entry["baselines"]:
+            with tempfile.TemporaryFile(dir=scratch) as spool:
+                for block in bundle.stream(item["archive"]):
+                    spool.write(block)
+                spool.seek(0)
+                submission = add_baseline(phase=phase, name=item["name"], upload=File(spool, name="baseline.zip"),
+                                          by_user=user, description=item["description"], enqueue=enqueue)
+            written.append(submission.archive.name)
+            baselines.append(submission)
+    return BundleImported(challenge=challenge, phases=len(manifest["phases"]), images=images,
+                          files_stored=len(stored) - reused, files_reused=reused, baselines=baselines)
+
+
+def import_bundle_upload(upload: File, **options: Any) -> BundleImported:
+    """import_bundle for a bundle uploaded through the organizer page (refused over the size limit unread)."""
+    limit = bundles.bundle_limits().max_archive_bytes
+    if (upload.size or 0) > limit:
+        raise bundles.BundleInvalid([bundles.BundleProblem("too_large", "bundle",
+                                                           f"{upload.size} bytes; at most {limit} are accepted")])
+    scratch = Path(settings.FR_SCRATCH_DIR)
+    scratch.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=scratch, suffix=".zip") as spool:
+        for chunk in upload.chunks():
+            spool.write(chunk)
+        spool.flush()
+        return import_bundle(Path(spool.name), **options)
+
+
+def new_edition(challenge: Challenge, *, slug: str, start: datetime, user, title: str = "",
+                profiles: dict[str, str] | None = None, enqueue: bool = True) -> BundleImported:
+    """Copy a challenge into a new one (next year's, say) through its own bundle: the same pages, phases,
+    limits, input sets and baselines, dates shifted to ``start``, the chosen profiles; no participants."""
+    scratch = Path(settings.FR_SCRATCH_DIR)
+    scratch.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=scratch, suffix=".zip") as spool:
+        bundles.export_bundle(challenge, spool)
+        spool.flush()
+        return import_bundle(Path(spool.name), slug=slug, start=start, user=user, title=title, profiles=profiles,
+                             enqueue=enqueue)
 
 
 # --------------------------------------------------------------------------- e-mail

@@ -25,8 +25,17 @@ from leaderboard.selectors import (
     unresolved_places,
 )
 from leaderboard.services import request_rank_stability
-from organizers import exports, selectors, services
-from organizers.forms import BaselineForm, ChallengeForm, EmailForm, InputSetForm, PhaseForm, RerunForm
+from organizers import bundles, exports, selectors, services
+from organizers.forms import (
+    BaselineForm,
+    BundleImportForm,
+    ChallengeForm,
+    EmailForm,
+    InputSetForm,
+    NewEditionForm,
+    PhaseForm,
+    RerunForm,
+)
 from scoring.inputs import InputSetError
 from submissions import services as submission_services
 from submissions.models import Submission
@@ -105,6 +114,59 @@ def challenge_create(request: HttpRequest) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
+def bundle_import(request: HttpRequest) -> HttpResponse:
+    if not selectors.can_create_challenge(request.user):
+        raise PermissionDenied("Only staff may create challenges.")
+    form = BundleImportForm(request.POST or None, request.FILES or None)
+    problems: list[str] = []
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            done = services.import_bundle_upload(data["bundle"], slug=data["slug"], start=data["start"],
+                                                 user=request.user, title=data["title"])
+        except bundles.BundleInvalid as exc:
+            problems = [str(problem) for problem in exc.problems]
+        else:
+            return _imported(request, done)
+    return render(request, "organizers/bundle_import.html", {"form": form, "problems": problems})
+
+
+def _imported(request: HttpRequest, done: services.BundleImported) -> HttpResponse:
+    messages.success(request, f"Challenge {done.challenge.title} created: {done.phases} phase(s), {done.images}"
+                              f" input image(s), {len(done.baselines)} baseline(s) queued for scoring.")
+    return redirect("organizers:challenge", slug=done.challenge.slug)
+
+
+@require_GET
+def bundle_download(request: HttpRequest, slug: str) -> HttpResponse:
+    challenge = _challenge(request, slug)
+    spool = tempfile.TemporaryFile()  # noqa: SIM115 - FileResponse closes it once sent
+    bundles.export_bundle(challenge, spool)
+    spool.seek(0)
+    return FileResponse(spool, as_attachment=True, filename=f"{slug}-bundle.zip", content_type="application/zip")
+
+
+@require_http_methods(["GET", "POST"])
+def new_edition(request: HttpRequest, slug: str) -> HttpResponse:
+    challenge = _challenge(request, slug)
+    if not selectors.can_create_challenge(request.user):
+        raise PermissionDenied("Only staff may create challenges.")
+    form = NewEditionForm(request.POST or None, challenge=challenge)
+    problems: list[str] = []
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            done = services.new_edition(challenge, slug=data["slug"], start=data["start"], user=request.user,
+                                        title=data["title"], profiles=form.profiles())
+        except bundles.BundleInvalid as exc:
+            problems = [str(problem) for problem in exc.problems]
+        else:
+            return _imported(request, done)
+    return render(request, "organizers/new_edition.html", {"challenge": challenge, "form": form,
+                                                           "problems": problems})
+
+
+@require_http_methods(["GET", "POST"])
 def challenge_home(request: HttpRequest, slug: str) -> HttpResponse:
     challenge = _challenge(request, slug)
     form = ChallengeForm(request.POST or None, challenge=challenge)
@@ -114,6 +176,7 @@ def challenge_home(request: HttpRequest, slug: str) -> HttpResponse:
         return redirect("organizers:challenge", slug=challenge.slug)
     return render(request, "organizers/challenge.html", {
         "challenge": challenge, "form": form, "phases": challenge.phases.all(),
+        "can_create": selectors.can_create_challenge(request.user),
         "organizers": challenge.organizers.order_by("username"),
     })
 

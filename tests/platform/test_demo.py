@@ -46,6 +46,8 @@ def test_the_demo_seeds_scores_serves_and_stops_cleanly(tmp_path, weights_dir):
         text = log.read_text(errors="replace")
         assert f"model weights: {weights_dir}" in text
         assert "sample submission" in text and ": scored" in text, text[-3000:]
+        assert "ntire2025-dev" in text and "ntire2026-no-qalign" in text  # both editions' profiles
+        assert f"http://127.0.0.1:{port}/organize/c/ntire2025-demo/ -> 'New edition'" in text
         base = f"http://127.0.0.1:{port}"
         page = wait_until(lambda: requests.get(f"{base}/c/ntire2025-demo/p/development/leaderboard/", timeout=10),
                           60, "the demo's web server")

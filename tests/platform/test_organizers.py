@@ -114,8 +114,13 @@ def organizer_routes(world) -> list[tuple[str, str]]:
         ("get", reverse("organizers:dashboard")),
         ("get", reverse("organizers:challenge-create")),
         ("post", reverse("organizers:challenge-create")),
+        ("get", reverse("organizers:bundle-import")),
+        ("post", reverse("organizers:bundle-import")),
         ("get", reverse("organizers:challenge", args=[c])),
         ("post", reverse("organizers:challenge", args=[c])),
+        ("get", reverse("organizers:bundle", args=[c])),
+        ("get", reverse("organizers:new-edition", args=[c])),
+        ("post", reverse("organizers:new-edition", args=[c])),
         ("get", reverse("organizers:phase-create", args=[c])),
         ("post", reverse("organizers:phase-create", args=[c])),
         ("get", reverse("organizers:queue", args=[c])),
@@ -165,12 +170,15 @@ def test_every_organizer_page_and_action_is_refused_to_others(client, world, who
 
 
 def test_organizer_gets_every_page(org, world):
+    staff_only = ("/organize/new/", "/organize/import/", reverse("organizers:new-edition", args=["ntire"]))
     for method, url in organizer_routes(world):
-        if method == "get" and "factsheet" not in url and "challenge-create" not in url and url != "/organize/new/":
+        if method == "get" and "factsheet" not in url and url not in staff_only:
             response = org.get(url)
             assert response.status_code == 200, (url, response.status_code)
-    # Creating challenges is for staff; the challenge's own organizer may not.
-    assert org.get(reverse("organizers:challenge-create")).status_code == 403
+    # Creating challenges (from scratch, from a bundle, as a new edition) is for staff; the challenge's own
+    # organizer may not.
+    for url in staff_only:
+        assert org.get(url).status_code == 403, url
 
 
 def test_a_post_without_the_csrf_token_is_refused(organizer, hidden_test_phase):

@@ -19,6 +19,7 @@ from competitions.demo_data import make_demo_inputs, make_restored_zip
 from competitions.models import Challenge
 from competitions.services import create_challenge, create_phase, load_input_set
 from leaderboard.services import compute_rank_stability
+from scoring.profile import PRESETS
 from scoring.testweights import default_test_weights_dir, ensure_test_weights, shared_niqe_params
 from submissions import pipeline, services
 from teams.services import create_team
@@ -103,6 +104,9 @@ class Command(BaseCommand):
         web = subprocess.Popen(
             [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"], cwd=root, env=env,
         )
+        self.stdout.write(f"profiles: {', '.join(PRESETS)}\n"
+                          f"NTIRE 2026 edition in two clicks: http://127.0.0.1:{port}/organize/c/ntire2025-demo/"
+                          " -> 'New edition' -> 'Create the new edition'\n")
         self.stdout.write(self.style.SUCCESS(
             f"\nDemo running at http://127.0.0.1:{port}/c/ntire2025-demo/  (Ctrl-C stops web and worker)\n"))
         signal.signal(signal.SIGTERM, _interrupt)  # a plain `kill` stops the web server and worker too
