@@ -173,6 +173,7 @@ CACHES = {
 # Proxies in front of the site that append the client's address to X-Forwarded-For (nginx: 1).
 # 0 (the default) never reads that header: a client could write anything in it.
 FR_TRUSTED_PROXIES = int(os.environ.get("FR_TRUSTED_PROXIES", "0"))
+FR_INVITATION_DAYS = int(os.environ.get("FR_INVITATION_DAYS", "7"))  # how long an invitation link works
 FR_UPLOAD_RATE = (int(os.environ.get("FR_UPLOAD_RATE_LIMIT", "20")), 3600)  # uploads per user per hour
 
 EMAIL_BACKEND = os.environ.get("FR_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")

@@ -69,7 +69,7 @@ def start_upload(*, phase: Phase, team: Team, user, size: int, description: str 
         raise UploadError(
             f"The archive is {size / 1e6:.1f} MB; this phase accepts at most {phase.max_archive_bytes / 1e6:.1f} MB."
         )
-    refusal = services.quota_status(phase, team).refusal()
+    refusal = services.quota_status(phase, team, user).refusal()
     if refusal:
         raise UploadError(refusal)
     part_size = max(MIN_PART, math.ceil(size / MAX_PARTS))
@@ -113,7 +113,7 @@ def finish_upload(*, pending: PendingUpload, user, parts: list[dict]) -> Submiss
         raise UploadError(f"The stored archive has {stored} bytes; {pending.size} were announced.")
     with transaction.atomic():
         Team.objects.select_for_update().get(pk=pending.team_id)
-        refusal = services.quota_status(phase, pending.team).refusal()
+        refusal = services.quota_status(phase, pending.team, user).refusal()
         if refusal:
             client.delete_object(Bucket=bucket, Key=pending.key)
             raise UploadError(refusal)
