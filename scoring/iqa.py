@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from scoring.niqe import FixedOrderNiqe
 from scoring.weights import MODEL_FILES, WeightStore
 
 _timm_lock = threading.Lock()
@@ -65,7 +66,9 @@ def create_iqa_metric(
     if name == "niqe":
         with tempfile.TemporaryDirectory() as tmp:
             mat = niqe_mat_from_npz(store.path(first), Path(tmp))
-            return pyiqa.create_metric("niqe", device=device, pretrained_model_path=str(mat), **opts)
+            metric = pyiqa.create_metric("niqe", device=device, pretrained_model_path=str(mat), **opts)
+        # pyiqa's luma rounding depends on the CPU's BLAS kernel: compute it in one fixed order.
+        return FixedOrderNiqe(metric)
     if name == "clipiqa":
         # pyiqa's CLIP loader accepts a file path as the backbone name.
         return pyiqa.create_metric("clipiqa", device=device, backbone=str(store.path(first)), **opts)

@@ -46,7 +46,7 @@ class ScoreReport:
     valid: bool  # failed_count <= the profile's max_failed_images
     weights: dict[str, str]  # weight file name -> sha256 actually used
     official_weights: bool
-    versions: dict[str, str]  # pyiqa, torch, scoring, python
+    versions: dict[str, str]  # scoring.provenance: library versions, CPU, SIMD level, BLAS, GPU
     device: str
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
 

@@ -7,7 +7,6 @@ Models are loaded once per process (``load_models``) and reused across submissio
 from __future__ import annotations
 
 import os
-import platform as _platform
 import threading
 import time
 from collections.abc import Callable
@@ -18,12 +17,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from scoring import __version__
 from scoring.aggregate import aggregate
 from scoring.identity import IdentityScorer
 from scoring.inputs import InputImage, Landmarks
 from scoring.iqa import create_iqa_metric, score_batch
 from scoring.profile import ScoringProfile
+from scoring.provenance import provenance
 from scoring.results import ImageResult, ScoreReport
 from scoring.weights import MODEL_FILES, WeightStore
 
@@ -99,17 +98,6 @@ def read_rgb(path: Path) -> np.ndarray:
 def to_unit_tensor(rgb: np.ndarray) -> torch.Tensor:
     """HxWx3 uint8 -> 3xHxW float in [0, 1], as torchvision's to_tensor gives pyiqa."""
     return torch.from_numpy(rgb).permute(2, 0, 1).float().div(255.0)
-
-
-def versions() -> dict[str, str]:
-    import pyiqa
-
-    return {
-        "scoring": __version__,
-        "pyiqa": getattr(pyiqa, "__version__", "unknown"),
-        "torch": torch.__version__,
-        "python": _platform.python_version(),
-    }
 
 
 def score_restored(
@@ -190,7 +178,7 @@ def score_restored(
         valid=summary.valid,
         weights=dict(models.weights),
         official_weights=models.official,
-        versions=versions(),
+        versions=provenance(models.device),
         device=str(models.device),
         timings={k: round(v, 4) for k, v in timings.items()},
     )

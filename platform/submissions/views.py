@@ -10,6 +10,7 @@ from django.views.decorators.http import require_GET, require_POST
 from competitions.models import InputImage, Phase
 from leaderboard.charts import image_histograms
 from leaderboard.selectors import LOWER_IS_BETTER, METRIC_LABELS, is_organizer
+from scoring.provenance import describe as describe_provenance
 from submissions import selectors, services
 from submissions.models import ImageScore, Submission
 from teams.services import team_of
@@ -77,6 +78,7 @@ def detail(request, pk):
             "image_rows": [{"row": i, "values": [i.metrics.get(k) for k in image_keys]} for i in images],
             "failed_images": [i for i in images if i.id_failed],
             "chart_data": image_histograms(images, image_keys),
+            "provenance": describe_provenance(result.versions),
         })
     return render(request, "submission.html", context)
 

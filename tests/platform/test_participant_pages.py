@@ -83,6 +83,11 @@ def test_submission_page_tables_failed_images_and_histograms(client, scoring_set
 
     client.force_login(alpha.created_by)
     html = page(client, reverse("submission-detail", args=[submission.pk]))
+    # How the numbers were computed: the worker's CPU, torch's kernels, the BLAS, the weights.
+    provenance = html.split('id="provenance"', 1)[1].split("</details>", 1)[0]
+    assert result.versions["cpu"] and result.versions["cpu"] in provenance
+    assert f"<td>{result.versions['cpu_capability']}</td>" in provenance and "torch BLAS" in provenance
+    assert "not the official files" in provenance
     datasets = table(html, "datasets")
     assert re.findall(r'<tr data-dataset="([^"]+)"', datasets) == sorted(INPUT_LAYOUT)
     images = table(html, "images")

@@ -35,6 +35,10 @@ DATASETS = ["CelebA", "CelebChild-Test", "LFW-Test", "WebPhoto-Test", "Wider-Tes
 FEW_CROPS = {"maniqa": {"test_sample": 2}}
 PROFILE = dataclasses.replace(get_profile("ntire2025-no-qalign"), metric_options=FEW_CROPS)
 TOLERANCE = 1e-5
+# Largest |pyiqa's own NIQE - ours| over the 450 validation inputs on a CPU whose BLAS rounds the
+# luma differently (AMD EPYC with MKL: 417 of 450 images move, the largest by 0.0597; bench/numeric_paths.py
+# --niqe-all). The images compared here are among those 450.
+NIQE_LUMA_SPREAD = 0.06
 
 
 def report_numbers(report: ScoreReport) -> dict:
@@ -89,7 +93,23 @@ def test_score_restored_equals_direct_pyiqa_per_image(scored, weights_dir, tmp_p
         assert (result.dataset, result.stem) == (image.dataset, image.stem)
         with torch.inference_mode():
             expected = float(metric(str(image.path)).item())
-        assert abs(result.metrics[name] - expected) <= TOLERANCE, (image.relpath, result.metrics[name], expected)
+        tolerance = TOLERANCE
+        if name == "niqe" and not pyiqa_luma_is_fma_ordered(image.path):
+            # pyiqa rounds its luma as this CPU's BLAS computes it, ours as an FMA kernel does
+            # (scoring/niqe.py); where a pixel rounds differently NIQE moves, at most this much.
+            tolerance = NIQE_LUMA_SPREAD
+        assert abs(result.metrics[name] - expected) <= tolerance, (image.relpath, result.metrics[name], expected)
+
+
+def pyiqa_luma_is_fma_ordered(path: Path) -> bool:
+    """Whether pyiqa's own luma of ``path`` equals the fixed-order one on every pixel, on this machine."""
+    from pyiqa.utils.color_util import to_y_channel
+
+    from scoring.niqe import fma_ordered_luma
+    from scoring.scorer import read_rgb, to_unit_tensor
+
+    rgb = to_unit_tensor(read_rgb(path)).unsqueeze(0)
+    return torch.equal(to_y_channel(rgb, 255, "yiq").double(), fma_ordered_luma(rgb))
 
 
 def test_scoring_the_same_folder_twice_gives_identical_numbers(scored):
@@ -111,6 +131,10 @@ def test_report_of_restored_equal_to_inputs(scored, weights_dir):
     pinned = json.loads((weights_dir / LOCAL_MANIFEST).read_text())["files"]
     assert report.weights == pinned
     assert report.official_weights is False
+    # The numeric environment is recorded beside the versions: CPU, torch's kernels, both BLAS.
+    assert report.versions["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert report.versions["cpu"] and report.versions["torch_blas"] and report.versions["numpy_blas"]
+    assert "gpu" not in report.versions and report.device == "cpu"
     # The profile snapshot carries the MANIQA option, so the score can be reproduced.
     assert report.profile["metric_options"] == FEW_CROPS
     assert ScoringProfile.from_dict(report.profile) == PROFILE
