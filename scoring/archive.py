@@ -10,8 +10,9 @@ Design choices worth knowing:
 * The zip is parsed here from its central directory (not with ``zipfile``), so that
   every size, count, name and attribute is checked from the headers before any
   member body is read, and so that hostile headers can only lead to a reported
-  problem. Only Store and Deflate are supported; that is what every common tool
-  writes by default.
+  problem. Store, Deflate, BZip2 and LZMA are read (what the standard library reads),
+  each decompressed in bounded steps; Deflate64 is refused with the commands that
+  re-zip a folder on Windows, macOS and Linux.
 * Nothing is ever written under a name taken from the archive: extracted files are
   written to ``dest/<Dataset>/<stem>.png`` using the organisers' expected names.
 * Archive-level limits (total size, overall ratio) stop the check before member
@@ -31,9 +32,11 @@ and ``unreadable`` (an internal error; a bug to report, never expected).
 
 from __future__ import annotations
 
+import bz2
 import io
 import json
 import logging
+import lzma
 import os
 import re
 import stat
@@ -44,7 +47,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from scoring.inputs import InputImage, InputSetError, scan_inputs
 
@@ -97,7 +100,19 @@ _FLAG_ENCRYPTED = 0x0001
 _FLAG_STRONG_ENCRYPTION = 0x0040
 _METHOD_STORED = 0
 _METHOD_DEFLATED = 8
+_METHOD_DEFLATE64 = 9
+_METHOD_BZIP2 = 12
+_METHOD_LZMA = 14
 _METHOD_AES = 99
+_READABLE_METHODS = frozenset({_METHOD_STORED, _METHOD_DEFLATED, _METHOD_BZIP2, _METHOD_LZMA})
+_FLAG_LZMA_EOS = 0x0002  # general purpose bit 1 with LZMA: the stream ends with an end marker
+# How to make a zip every checker reads (Deflate), for a participant whose tool wrote another method.
+REZIP_HELP = (
+    "re-zip the results folder with Deflate, from inside it: on Windows (PowerShell) "
+    "`Compress-Archive -Path * -DestinationPath ..\\results.zip`, or `tar -a -c -f ..\\results.zip *`; "
+    "on macOS `zip -r ../results.zip .`; on Linux `zip -r ../results.zip .` "
+    "(or `7z a -tzip -mm=Deflate ../results.zip .`)"
+)
 _U16_MAX = 0xFFFF
 _U32_MAX = 0xFFFFFFFF
 
@@ -278,6 +293,7 @@ class _Member:
     # Zip only:
     raw_name: bytes = b""
     method: int = 0
+    flags: int = 0
     crc: int = 0
     offset: int = 0  # of the local header
     limit: int = 0  # where the member's data must end: the next local header or the central directory
@@ -570,16 +586,20 @@ class _ZipSource:
                 issue = ("encrypted", "is encrypted; upload an archive without a password")
             elif kind == "dir" and size:
                 issue = ("special_member", "is a folder entry that carries data")
-            elif kind == "file" and method not in (_METHOD_STORED, _METHOD_DEFLATED):
+            elif kind == "file" and method == _METHOD_DEFLATE64:
+                issue = ("unsupported_compression", f"uses Deflate64 (7-Zip's option), which is not accepted; "
+                         f"{REZIP_HELP}")
+            elif kind == "file" and method not in _READABLE_METHODS:
                 issue = (
                     "unsupported_compression",
-                    f"uses compression method {method}; only Store and Deflate (the zip default) are accepted",
+                    f"uses compression method {method}; only Store, Deflate, BZip2 and LZMA are accepted: "
+                    f"{REZIP_HELP}",
                 )
             elif method == _METHOD_STORED and packed != size:
                 issue = ("corrupt_zip", "is stored uncompressed but its two sizes differ")
         return _Member(
             shown=shown, name=name, kind=kind, size=size, packed=packed, issue=issue,
-            raw_name=raw_name, method=method, crc=crc, offset=offset,
+            raw_name=raw_name, method=method, flags=flags, crc=crc, offset=offset,
         )  # fmt: skip
 
     @staticmethod
@@ -614,21 +634,21 @@ class _ZipSource:
             raise _MemberError("zip_bomb", "has data that runs into another entry, a zip-bomb technique")
         self.fh.seek(start)
         remaining, produced, crc = member.packed, 0, 0
-        inflater = zlib.decompressobj(-15) if method == _METHOD_DEFLATED else None
+        decoder = _Decoder(method, member.flags, member.size)
         while remaining:
             chunk = self.fh.read(min(_CHUNK, remaining))
             if not chunk:
                 raise _MemberError("truncated", "is cut off: the zip ends inside its data")
             remaining -= len(chunk)
-            for out in _inflate(inflater, chunk):
+            for out in decoder.feed(chunk):
                 produced += len(out)
                 if produced > member.size:
                     raise _MemberError("corrupt_zip", f"unpacks to more than its declared {_human_bytes(member.size)}")
                 crc = zlib.crc32(out, crc)
                 yield out
-            if inflater is not None and inflater.eof and (remaining or inflater.unused_data):
+            if decoder.eof and (remaining or decoder.unused_data):
                 raise _MemberError("corrupt_zip", "has unexpected bytes after its compressed data")
-        if inflater is not None and not inflater.eof:
+        if not decoder.finished(produced):
             raise _MemberError("corrupt_zip", "has compressed data that ends early (damaged zip)")
         if produced != member.size:
             raise _MemberError("corrupt_zip", "unpacks to fewer bytes than declared (damaged zip)")
@@ -636,21 +656,95 @@ class _ZipSource:
             raise _MemberError("corrupt_zip", "fails its checksum (CRC): the zip is damaged")
 
 
-def _inflate(inflater: zlib._Decompress | None, data: bytes) -> Iterator[bytes]:
-    """Decompress ``data`` in bounded steps, so one small chunk cannot expand unchecked."""
-    if inflater is None:
-        yield data
-        return
-    try:
-        while not inflater.eof:
-            out = inflater.decompress(data, _CHUNK)
-            data = inflater.unconsumed_tail
+class _Decoder:
+    """One member's decompressor (Store, Deflate, BZip2, LZMA), fed chunk by chunk.
+
+    Every call to a decompressor asks for at most ``_CHUNK`` bytes, so one small chunk of
+    input cannot expand unchecked, whatever the method.
+    """
+
+    def __init__(self, method: int, flags: int, size: int) -> None:
+        self.method, self.size = method, size
+        self.eos_marker = bool(flags & _FLAG_LZMA_EOS)
+        self.header = b""  # LZMA only: its 4-byte header and properties, gathered before decoding
+        self.inner: Any = None  # zlib's, bz2's or lzma's decompressor
+        if method == _METHOD_DEFLATED:
+            self.inner = zlib.decompressobj(-15)
+        elif method == _METHOD_BZIP2:
+            self.inner = bz2.BZ2Decompressor()
+
+    @property
+    def eof(self) -> bool:
+        return self.inner is not None and self.inner.eof
+
+    @property
+    def unused_data(self) -> bytes:
+        return self.inner.unused_data if self.inner is not None else b""
+
+    def finished(self, produced: int) -> bool:
+        """Whether the compressed stream is complete after all its bytes were fed."""
+        if self.method == _METHOD_STORED:
+            return True
+        if self.method == _METHOD_LZMA and not self.eos_marker:
+            # Without an end marker the stream ends where its declared size says.
+            return self.inner is not None and produced == self.size
+        return self.eof
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        if self.method == _METHOD_STORED:
+            yield data
+            return
+        try:
+            if self.method == _METHOD_LZMA and self.inner is None:
+                data = self._start_lzma(data)
+                if self.inner is None:
+                    return  # the header is not complete yet
+            yield from self._bounded(data)
+        except (zlib.error, OSError, lzma.LZMAError, EOFError, ValueError) as exc:
+            raise _MemberError("corrupt_zip", f"has damaged compressed data ({exc})") from None
+
+    def _bounded(self, data: bytes) -> Iterator[bytes]:
+        inner = self.inner
+        if self.method == _METHOD_DEFLATED:
+            while not inner.eof:
+                out = inner.decompress(data, _CHUNK)
+                data = inner.unconsumed_tail
+                if out:
+                    yield out
+                if len(out) < _CHUNK and not data:
+                    return  # input used up and no output pending
+            return
+        while not inner.eof:
+            out = inner.decompress(data, _CHUNK)
+            data = b""
             if out:
                 yield out
-            if len(out) < _CHUNK and not data:
-                return  # input used up and no output pending
-    except zlib.error as exc:
-        raise _MemberError("corrupt_zip", f"has damaged compressed data ({exc})") from None
+            if inner.needs_input or not out:
+                return  # input used up (or, for LZMA without an end marker, nothing more to come)
+
+    def _start_lzma(self, data: bytes) -> bytes:
+        """Read the zip's LZMA header (version, properties size, properties) and open a raw decoder."""
+        self.header += data
+        if len(self.header) < 4:
+            return b""
+        props_size = struct.unpack_from("<H", self.header, 2)[0]
+        if props_size != 5:
+            raise _MemberError("corrupt_zip", "has a damaged LZMA header")
+        if len(self.header) < 4 + props_size:
+            return b""
+        props, rest = self.header[4:9], self.header[9:]
+        lclppb, dict_size = props[0], struct.unpack_from("<L", props, 1)[0]
+        if lclppb >= 9 * 5 * 5:
+            raise _MemberError("corrupt_zip", "has a damaged LZMA header")
+        # A member of N bytes never refers further back than N: a larger declared dictionary would
+        # only cost memory, so it is capped at the member's size.
+        filters = [{
+            "id": lzma.FILTER_LZMA1, "lc": lclppb % 9, "lp": lclppb // 9 % 5, "pb": lclppb // 45,
+            "dict_size": max(4096, min(dict_size, self.size, 1 << 30)),
+        }]
+        self.inner = lzma.LZMADecompressor(format=lzma.FORMAT_RAW, filters=filters)
+        self.header = b""
+        return rest
 
 
 # --------------------------------------------------------------------------- folder reader
@@ -849,11 +943,17 @@ class _Run:
                         "UTF-8 names (7-Zip, macOS Finder, `zip` on Linux)",
                     )
                 continue
-            problem = _name_problem(member.name, member.kind == "dir")
+            # bsdtar (Windows' `tar -a`, macOS) writes every name as "./<path>": harmless, so it is dropped.
+            name = member.name
+            while name.startswith("./"):
+                name = name[2:]
+            if not name and member.kind == "dir":
+                continue  # the "./" entry itself
+            problem = _name_problem(name, member.kind == "dir")
             if problem is not None:
                 self.member_problem(problem[0], member, problem[1])
                 continue
-            parts = _key(member.name).rstrip("/").split("/")
+            parts = _key(name).rstrip("/").split("/")
             named.append((member, parts))
 
         # One optional wrapping folder ("results/CelebA/x.png") is stripped.

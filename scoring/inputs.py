@@ -6,6 +6,8 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
+from scoring import csv_cells
+
 LANDMARK_COLUMNS = (
     "left_eye_x", "left_eye_y",
     "right_eye_x", "right_eye_y",
@@ -69,7 +71,7 @@ def read_landmarks(csv_path: Path) -> dict[str, Landmarks]:
 
 def write_landmarks(csv_path: Path, rows: list[Landmarks]) -> None:
     with open(csv_path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
+        writer = csv_cells.writer(handle)
         writer.writerow(LANDMARKS_HEADER)
         for lm in rows:
             flat = [c for point in lm.points for c in point]

@@ -11,6 +11,7 @@ import csv
 from pathlib import Path
 from typing import Any
 
+from scoring import csv_cells
 from scoring.profile import ScoringProfile
 from scoring.results import ImageResult, ScoreReport
 
@@ -72,7 +73,7 @@ def write_total_csv(path: Path | str, report: ScoreReport) -> None:
     """``<name>_total.csv``: a row per dataset, then ``All``, then ``Weighted Score``."""
     profile = ScoringProfile.from_dict(report.profile)
     with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
+        writer = csv_cells.writer(handle)
         writer.writerow(TOTAL_HEADER)
         for dataset in report.datasets:
             # eval.py has no per-dataset FID and no per-dataset total: both are written as 0.
@@ -117,7 +118,7 @@ def write_images_csv(path: Path | str, report: ScoreReport) -> None:
     header = images_header(profile)
     by_column = {COLUMN_NAMES[m]: m for m in profile.iqa_metrics}
     with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
+        writer = csv_cells.writer(handle)
         writer.writerow(header)
         for image in report.images:
             row: list[Any] = [f"{image.stem}.png"]

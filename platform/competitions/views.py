@@ -6,7 +6,7 @@ from leaderboard.selectors import is_organizer
 from submissions.selectors import counted_submission_id, phase_scores_visible_to_team, team_submissions
 from submissions.services import quota_status
 from submissions.uploads import direct_uploads_enabled
-from teams.services import team_of
+from teams.services import rules_context, team_of
 
 
 def home(request):
@@ -17,6 +17,7 @@ def challenge_detail(request, slug):
     challenge = get_object_or_404(Challenge, slug=slug)
     return render(request, "challenge.html", {
         "challenge": challenge, "phases": challenge.phases.all(), "team": team_of(request.user, challenge),
+        "team_rules": rules_context(),
     })
 
 
@@ -30,7 +31,7 @@ def phase_detail(request, slug, phase):
     }
     if team:
         context["submissions"] = team_submissions(phase, team)
-        context["quota"] = quota_status(phase, team)
+        context["quota"] = quota_status(phase, team, request.user)
         # A hidden phase shows the team no score of its own runs until the organizers publish them.
         context["show_scores"] = phase_scores_visible_to_team(phase, request.user)
         context["counted_id"] = counted_submission_id(phase, team, request.user)

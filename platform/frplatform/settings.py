@@ -77,6 +77,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "frplatform.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -98,6 +99,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "frplatform.csp.nonce",
             ]
         },
     }
@@ -170,6 +172,10 @@ CACHES = {
         if os.environ.get("FR_CACHE_URL") else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
     )
 }
+# Proxies in front of the site that append the client's address to X-Forwarded-For (nginx: 1).
+# 0 (the default) never reads that header: a client could write anything in it.
+FR_TRUSTED_PROXIES = int(os.environ.get("FR_TRUSTED_PROXIES", "0"))
+FR_INVITATION_DAYS = int(os.environ.get("FR_INVITATION_DAYS", "7"))  # how long an invitation link works
 FR_UPLOAD_RATE = (int(os.environ.get("FR_UPLOAD_RATE_LIMIT", "20")), 3600)  # uploads per user per hour
 
 EMAIL_BACKEND = os.environ.get("FR_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")

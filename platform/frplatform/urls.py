@@ -1,6 +1,5 @@
 from accounts import views as account_views
-from accounts.ratelimit import client_ip, limit_posts
-from django.conf import settings
+from accounts.ratelimit import LOGIN_LIMITS, SIGNUP_LIMIT, limit_posts, upload_limit
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.http import JsonResponse
@@ -15,12 +14,14 @@ from submissions.upload_limits import phase_size_limit
 from teams import views as team_views
 
 
-def upload_limit(view, json: bool = False):
-    """Uploads per user (or token, or address) per hour, beside the phase's daily quota."""
-    def key(request) -> str:
-        return request.headers.get("Authorization") or str(request.user.pk or client_ip(request))
+def session_user(request):
+    return request.user if request.user.is_authenticated else None
 
-    return limit_posts("upload", 0, 0, key=key, json=json, rate=lambda: settings.FR_UPLOAD_RATE)(view)
+
+def limited_upload(view, json: bool = False):
+    """The hourly upload limit, keyed on who the view will act for: the token's user over the API,
+    the session's on the site (which ignores any Authorization header)."""
+    return upload_limit(view, identity=api.token_user if json else session_user, json=json)
 
 
 def health(request):
@@ -34,16 +35,18 @@ def health(request):
 urlpatterns = [
     path("", competition_views.home, name="home"),
     path("healthz", health, name="health"),
+    # Before admin.site.urls, so the admin's own login form counts against the same limits.
+    path("admin/login/", limit_posts(*LOGIN_LIMITS)(admin.site.login)),
     path("admin/", admin.site.urls),
-    path("accounts/login/", limit_posts("login", 10, 300)(auth_views.LoginView.as_view()), name="login"),
+    path("accounts/login/", limit_posts(*LOGIN_LIMITS)(auth_views.LoginView.as_view()), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("accounts/signup/", limit_posts("signup", 10, 3600)(account_views.signup), name="signup"),
+    path("accounts/signup/", limit_posts(*SIGNUP_LIMIT)(account_views.signup), name="signup"),
     path("accounts/token/", account_views.api_token, name="api-token"),
     path("accounts/token/regenerate/", account_views.regenerate_token, name="api-token-regenerate"),
     path("c/<slug:slug>/", competition_views.challenge_detail, name="challenge-detail"),
     path("c/<slug:slug>/teams/new/", team_views.create, name="team-create"),
     path("c/<slug:slug>/p/<slug:phase>/", competition_views.phase_detail, name="phase-detail"),
-    path("c/<slug:slug>/p/<slug:phase>/submit/", upload_limit(phase_size_limit(submission_views.upload)),
+    path("c/<slug:slug>/p/<slug:phase>/submit/", limited_upload(phase_size_limit(submission_views.upload)),
          name="submission-upload"),
     path("c/<slug:slug>/p/<slug:phase>/leaderboard/", leaderboard_views.leaderboard, name="leaderboard"),
     path("c/<slug:slug>/p/<slug:phase>/leaderboard.json", leaderboard_views.leaderboard_json,
@@ -59,6 +62,8 @@ urlpatterns = [
     path("teams/<int:pk>/", team_views.detail, name="team-detail"),
     path("teams/<int:pk>/invite/", team_views.invite, name="team-invite"),
     path("teams/<int:pk>/leave/", team_views.leave, name="team-leave"),
+    path("teams/<int:pk>/invitations/<int:invitation_id>/revoke/", team_views.revoke, name="team-invitation-revoke"),
+    path("teams/<int:pk>/remove/", team_views.remove_member, name="team-remove-member"),
     path("teams/join/<str:token>/", team_views.join, name="team-join"),
     path("submissions/<int:pk>/", submission_views.detail, name="submission-detail"),
     path("submissions/<int:pk>/status.json", submission_views.status_json, name="submission-status"),
@@ -72,10 +77,10 @@ urlpatterns = [
     path("organize/", include("organizers.urls")),
     path("api/v1/challenges", api.challenges, name="api-challenges"),
     path("api/v1/phases/<int:phase_id>/submissions",
-         upload_limit(phase_size_limit(api.submit, check_csrf=False), json=True), name="api-submit"),
+         limited_upload(phase_size_limit(api.submit, check_csrf=False), json=True), name="api-submit"),
     path("api/v1/phases/<int:phase_id>/leaderboard", api.leaderboard, name="api-leaderboard"),
     path("api/v1/phases/<int:phase_id>/rank-stability", api.rank_stability, name="api-rank-stability"),
     path("api/v1/submissions/<int:pk>", api.submission, name="api-submission"),
-    path("api/v1/phases/<int:phase_id>/uploads", upload_limit(api.start_upload, json=True), name="api-upload-start"),
+    path("api/v1/phases/<int:phase_id>/uploads", limited_upload(api.start_upload, json=True), name="api-upload-start"),
     path("api/v1/uploads/<int:upload_id>/finish", api.finish_upload, name="api-upload-finish"),
 ]

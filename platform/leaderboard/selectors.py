@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import F, Model, OuterRef, Subquery, Window
+from django.db.models import Exists, F, Model, OuterRef, Q, Subquery, Window
 from django.db.models.expressions import OrderBy
 from django.db.models.functions import RowNumber
 
@@ -235,14 +235,18 @@ def counted_results(phase: Phase) -> Subquery:
 
 
 def counted_result_rows(phase: Phase) -> list[dict[str, Any]]:
-    """The result that counts for each team of the phase (disqualified teams left out), in one query.
+    """The result that counts for each team of the phase (disqualified and memberless teams left out), in one query.
 
     One pass over the phase's scored results with ``row_number()`` per team, rather than one
     correlated subquery per team (``counted_results``); the same choice of result.
     """
     order = [OrderBy(F(name.lstrip("-")), descending=name.startswith("-")) for name in selection_order(phase)]
+    # A team nobody is in any more leaves the board (teams.services: no one holds a row through an old team);
+    # a baseline team never had members.
+    has_members = Exists(Membership.objects.filter(team_id=OuterRef("submission__team_id")))
     return list(
         SubmissionResult.objects.filter(
+            Q(submission__team__is_baseline=True) | Q(has_members),
             submission__phase=phase, submission__state=Submission.State.SCORED,
             submission__team__challenge=phase.challenge_id, submission__team__disqualified=False,
         )

@@ -3,7 +3,6 @@ streamed zip of every submitted archive. Reads only; nothing here changes the da
 
 from __future__ import annotations
 
-import csv
 import io
 import logging
 import re
@@ -18,6 +17,7 @@ from django.core.files.storage import default_storage
 from competitions.models import Phase
 from leaderboard.selectors import METRIC_LABELS, Leaderboard
 from organizers import selectors
+from scoring import csv_cells
 from scoring.report_csv import eval_csv_names, write_images_csv, write_total_csv
 
 logger = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ def leaderboard_csv_header(board: Leaderboard) -> list[str]:
 def leaderboard_csv(board: Leaderboard) -> str:
     """The leaderboard as the viewer may see it: the header alone when the scores are not visible to them."""
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = csv_cells.writer(out)
     writer.writerow(leaderboard_csv_header(board))
     if board.visible:
         for row in board.rows:
@@ -94,7 +94,7 @@ def stream_archives(phase: Phase) -> Iterator[bytes]:
     submissions = selectors.phase_archives(phase)
     pipe = _Pipe()
     index = io.StringIO()
-    writer = csv.writer(index)
+    writer = csv_cells.writer(index)
     writer.writerow(["file", "submission", "team", "state", "created_at", "size", "sha256", "description", "note"])
     with zipfile.ZipFile(pipe, "w", zipfile.ZIP_STORED, allowZip64=True) as bundle:  # type: ignore[arg-type]
         for submission in submissions:

@@ -31,7 +31,8 @@ from scoring.profile import get_profile
 from submissions import transitions
 from submissions.models import Submission
 from submissions.services import enqueue_scoring, rerun_submission, sha256_of_upload
-from teams.models import Team
+from teams.models import Team, team_name_key
+from teams.services import TeamError, clean_team_name
 
 logger = logging.getLogger(__name__)
 State = Submission.State
@@ -348,9 +349,10 @@ def add_baseline(*, phase: Phase, name: str, upload: File, by_user, description:
     it does not take the organizer's one team per challenge) and a submission of the uploaded archive.
 
     Phase dates and quotas do not apply to organizers; the archive size limit does."""
-    name = name.strip()
-    if not name:
-        raise OrganizerError("A baseline needs a name.")
+    try:
+        name = clean_team_name(name)
+    except TeamError as exc:
+        raise OrganizerError(f"A baseline's name is its team's name: {exc}") from None
     size = upload.size or 0
     if size == 0:
         raise OrganizerError("The uploaded file is empty.")
@@ -359,10 +361,10 @@ def add_baseline(*, phase: Phase, name: str, upload: File, by_user, description:
     sha256 = sha256_of_upload(upload)
     try:
         with transaction.atomic():
-            team, _ = Team.objects.get_or_create(challenge=phase.challenge, name=name,
-                                                 defaults={"created_by": by_user, "is_baseline": True})
+            team, _ = Team.objects.get_or_create(challenge=phase.challenge, name_key=team_name_key(name),
+                                                 defaults={"name": name, "created_by": by_user, "is_baseline": True})
             if not team.is_baseline:
-                raise OrganizerError(f"A participating team is called {name!r}; choose another name.")
+                raise OrganizerError(f"A participating team is called {team.name!r}; choose another name.")
             submission = Submission(phase=phase, team=team, submitted_by=by_user,
                                     description=(description or name)[:300], archive_size=size, archive_sha256=sha256)
             submission.archive.save(f"{phase.pk}-{team.pk}.zip", upload, save=False)

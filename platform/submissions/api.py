@@ -8,6 +8,7 @@ from accounts.models import ApiToken
 from django.http import Http404, JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
 from django.shortcuts import get_object_or_404
+from django.utils.cache import patch_cache_control, patch_vary_headers
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
@@ -50,9 +51,15 @@ def api_view(methods: list[str], auth: bool = True):
                     return JsonResponse({"error": "CSRF check failed"}, status=403)
             request.api_user = user
             try:
-                return view(request, *args, **kwargs)
+                response = view(request, *args, **kwargs)
             except Http404:
-                return JsonResponse({"error": "not found"}, status=404)
+                response = JsonResponse({"error": "not found"}, status=404)
+            # An answer depends on who asks (hidden phases, a team's own rows): a shared cache must
+            # never store an authenticated one, nor hand an anonymous one to a member.
+            patch_vary_headers(response, ["Authorization", "Cookie"])
+            if user is not None:
+                patch_cache_control(response, private=True)
+            return response
         return wrapper
     return decorate
 

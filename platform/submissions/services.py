@@ -33,12 +33,19 @@ class QuotaStatus:
     running: int
     max_running: int
     resets_at: datetime
+    # The other team this person already submitted to in this phase (a person enters a phase once).
+    other_team: str | None = None
 
     @property
     def remaining_today(self) -> int:
         return max(0, min(self.per_day - self.used_today, self.total - self.used_total))
 
     def refusal(self) -> str | None:
+        if self.other_team is not None:
+            return (
+                f"You have already submitted to this phase for the team {self.other_team}; a person submits to "
+                "a phase for one team only, so that nobody holds two rows of its board."
+            )
         if self.used_total >= self.total:
             return f"This phase allows {self.total} submissions in total and your team has used them all."
         if self.used_today >= self.per_day:
@@ -54,8 +61,10 @@ class QuotaStatus:
         return None
 
 
-def quota_status(phase: Phase, team: Team, now: datetime | None = None) -> QuotaStatus:
-    """The one place that counts a team's submissions against a phase's limits.
+def quota_status(phase: Phase, team: Team, user=None, now: datetime | None = None) -> QuotaStatus:
+    """The one place that counts a team's submissions against a phase's limits, and, given the
+    ``user`` who submits, the rule that a person enters a phase for one team only: changing teams
+    gains nobody submissions or a second board row.
 
     Runs that failed for an infrastructure reason have ``counts_toward_quota=False``: refunded.
     """
@@ -72,6 +81,11 @@ def quota_status(phase: Phase, team: Team, now: datetime | None = None) -> Quota
         running=Submission.objects.filter(phase=phase, team=team, state__in=Submission.ACTIVE_STATES).count(),
         max_running=phase.max_running,
         resets_at=day_start + timedelta(days=1),
+        other_team=None if user is None else (
+            Submission.objects.filter(phase=phase, submitted_by=user).exclude(team=team)
+            .exclude(team__is_baseline=True).exclude(state=State.CANCELLED)
+            .values_list("team__name", flat=True).first()
+        ),
     )
 
 
@@ -104,7 +118,7 @@ def create_submission(
     with transaction.atomic():
         # Lock the team row so two parallel uploads cannot both take the last slot.
         Team.objects.select_for_update().get(pk=team.pk)
-        refusal = quota_status(phase, team).refusal()
+        refusal = quota_status(phase, team, user).refusal()
         if refusal:
             raise SubmissionRefused(refusal)
         submission = Submission(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.files.storage import default_storage
@@ -69,7 +70,7 @@ def start_upload(*, phase: Phase, team: Team, user, size: int, description: str 
         raise UploadError(
             f"The archive is {size / 1e6:.1f} MB; this phase accepts at most {phase.max_archive_bytes / 1e6:.1f} MB."
         )
-    refusal = services.quota_status(phase, team).refusal()
+    refusal = services.quota_status(phase, team, user).refusal()
     if refusal:
         raise UploadError(refusal)
     part_size = max(MIN_PART, math.ceil(size / MAX_PARTS))
@@ -113,7 +114,7 @@ def finish_upload(*, pending: PendingUpload, user, parts: list[dict]) -> Submiss
         raise UploadError(f"The stored archive has {stored} bytes; {pending.size} were announced.")
     with transaction.atomic():
         Team.objects.select_for_update().get(pk=pending.team_id)
-        refusal = services.quota_status(phase, pending.team).refusal()
+        refusal = services.quota_status(phase, pending.team, user).refusal()
         if refusal:
             client.delete_object(Bucket=bucket, Key=pending.key)
             raise UploadError(refusal)
@@ -127,7 +128,30 @@ def finish_upload(*, pending: PendingUpload, user, parts: list[dict]) -> Submiss
     return submission
 
 
+# An upload not finished this long after it started can never be: its part URLs have expired
+# (URL_LIFETIME), and the grace covers a finish request still on its way.
+ABANDONED_AFTER = URL_LIFETIME + 3600
+
+
 def abort_upload(pending: PendingUpload) -> None:
+    """Drop an unfinished upload: its parts in the bucket and its row. An upload the storage no longer
+    knows (aborted already, or expired by a bucket lifecycle rule) only loses its row."""
     client, bucket = _s3()
-    client.abort_multipart_upload(Bucket=bucket, Key=pending.key, UploadId=pending.s3_upload_id)
-    pending.delete()
+    try:
+        client.abort_multipart_upload(Bucket=bucket, Key=pending.key, UploadId=pending.s3_upload_id)
+    except client.exceptions.ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") not in ("NoSuchUpload", "404"):
+            raise
+    PendingUpload.objects.filter(pk=pending.pk, submission__isnull=True).delete()
+
+
+def abort_abandoned(now=None) -> int:
+    """Abort every upload started more than ABANDONED_AFTER ago and never finished; how many."""
+    if not direct_uploads_enabled():
+        return 0
+    cutoff = (now or timezone.now()) - timedelta(seconds=ABANDONED_AFTER)
+    aborted = 0
+    for pending in PendingUpload.objects.filter(submission__isnull=True, created_at__lt=cutoff).order_by("pk"):
+        abort_upload(pending)
+        aborted += 1
+    return aborted

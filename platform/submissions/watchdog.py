@@ -1,7 +1,8 @@
 """Finds runs whose worker went silent or that ran past their limit; requeues or fails them.
 
 Nothing stays in a non-final state forever: after ``FR_MAX_ATTEMPTS`` tries a run fails
-with a clear message and gives the team its slot back.
+with a clear message and gives the team its slot back. Direct uploads abandoned past their
+URLs' lifetime are aborted in the bucket and forgotten (``uploads.abort_abandoned``).
 """
 
 from __future__ import annotations
@@ -62,4 +63,6 @@ def sweep(now=None) -> dict[str, int]:
 
         enqueue_scoring(submission.pk)
         resent += 1
-    return {"requeued": requeued, "failed": failed, "resent": resent}
+    from submissions.uploads import abort_abandoned
+
+    return {"requeued": requeued, "failed": failed, "resent": resent, "uploads_aborted": abort_abandoned(now)}

@@ -22,7 +22,7 @@ def create(request, slug):
         else:
             messages.success(request, f"Team {team.name} created.")
             return redirect("team-detail", pk=team.pk)
-    return render(request, "team_create.html", {"challenge": challenge})
+    return render(request, "team_create.html", {"challenge": challenge, "team_rules": services.rules_context()})
 
 
 @login_required
@@ -36,7 +36,8 @@ def detail(request, pk):
     return render(request, "team.html", {
         "team": team, "challenge": team.challenge, "is_member": is_member,
         "members": team.memberships.select_related("user").order_by("joined_at"),
-        "invitations": team.invitations.filter(accepted_at__isnull=True).select_related("invited_user"),
+        "invitations": services.open_invitations(team),
+        "is_owner": team.memberships.filter(user=request.user, is_owner=True).exists(),
         "history": history, "chart_data": history_charts(history),
     })
 
@@ -80,3 +81,30 @@ def leave(request, pk):
         return redirect("team-detail", pk=pk)
     messages.success(request, f"You left {team.name}.")
     return redirect("challenge-detail", slug=team.challenge.slug)
+
+
+@login_required
+@require_POST
+def revoke(request, pk, invitation_id):
+    team = get_object_or_404(Team, pk=pk)
+    try:
+        services.revoke(team=team, invitation_id=invitation_id, by_user=request.user)
+    except services.TeamError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, "Invitation revoked: its link no longer works.")
+    return redirect("team-detail", pk=pk)
+
+
+@login_required
+@require_POST
+def remove_member(request, pk):
+    team = get_object_or_404(Team, pk=pk)
+    username = request.POST.get("username", "")
+    try:
+        services.remove_member(team=team, by_user=request.user, username=username)
+    except services.TeamError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"{username} was removed from {team.name}; their submissions stay with the team.")
+    return redirect("team-detail", pk=pk)

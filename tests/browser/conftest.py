@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.csp import CSP_LISTENER
 from tests.support.env import in_ci
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -39,16 +40,20 @@ def browser():
 def page(browser):
     """A fresh context per test: its own cookies, so its own signed-in user. ``page.http_errors`` lists every
     response of 400 or more; ``page.js_errors`` every uncaught script error and every console error (a 404
-    stylesheet shows up only there: served as text/html with nosniff, Chromium aborts it without a response)."""
+    stylesheet shows up only there: served as text/html with nosniff, Chromium aborts it without a response).
+    ``page.csp_violations``: what the pages' Content-Security-Policy blocked (also in ``js_errors``)."""
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     context.set_default_timeout(15_000)
+    context.add_init_script(CSP_LISTENER)
     page = context.new_page()
-    page.http_errors, page.js_errors = [], []
+    page.http_errors, page.js_errors, page.csp_violations = [], [], []
 
     def on_console(message) -> None:
         where = message.location.get("url", "")
         if message.type == "error" and not where.endswith("/favicon.ico"):  # the site has no icon
             page.js_errors.append(f"{message.text} ({where})")
+            if message.text.startswith("CSP violation") or "Content Security Policy" in message.text:
+                page.csp_violations.append(message.text)
 
     page.on("response", lambda r: r.status >= 400 and not r.url.endswith("/favicon.ico")
             and page.http_errors.append(f"{r.status} {r.request.method} {r.url}"))

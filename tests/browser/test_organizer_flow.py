@@ -55,6 +55,7 @@ def zip_inputs(folder: Path, target: Path, only: str | None = None) -> Path:
 def assert_page_is_whole(page: Page) -> None:
     assert page.http_errors == [], page.http_errors
     assert page.js_errors == [], page.js_errors
+    assert page.csp_violations == [], page.csp_violations
 
 
 def log_in(page: Page, base: str) -> None:

@@ -76,8 +76,22 @@ def column_values(page: Page, index: int) -> list[float]:
 
 
 def assert_page_is_whole(page: Page) -> None:
+    assert page.response_csp, "the page came without a Content-Security-Policy"
+    assert page.csp_violations == [], page.csp_violations
     assert page.http_errors == [], page.http_errors
     assert page.js_errors == [], page.js_errors
+
+
+@pytest.fixture(autouse=True)
+def record_policies(page: Page) -> None:
+    """``page.response_csp``: the policy of the last HTML page loaded."""
+    page.response_csp = ""
+
+    def on_response(response) -> None:
+        if response.request.resource_type == "document":
+            page.response_csp = response.headers.get("content-security-policy", "")
+
+    page.on("response", on_response)
 
 
 def test_team_sorts_its_images_sees_the_charts_and_picks_the_submission_that_counts(live, page, screenshots,
@@ -163,3 +177,14 @@ def test_team_sorts_its_images_sees_the_charts_and_picks_the_submission_that_cou
         expect(page.locator("section.history .scatterlayer .point")).to_have_count(1)
         shot("team-history")
         assert_page_is_whole(page)
+
+
+def test_the_policy_is_enforced_an_inline_script_without_the_nonce_is_blocked(live, page):
+    """The other tests see no violation because the pages keep the policy, not because none is enforced."""
+    page.goto(f"{live.url}/c/{CHALLENGE}/")
+    assert "script-src 'self' 'nonce-" in page.response_csp
+    with page.expect_console_message(lambda message: message.text.startswith("CSP violation")):
+        page.evaluate("""() => { const s = document.createElement("script");
+                                 s.textContent = "window.injected = true;"; document.body.append(s); }""")
+    assert page.evaluate("() => window.injected === undefined")
+    assert any("script-src" in v for v in page.csp_violations), page.csp_violations

@@ -34,6 +34,7 @@ def assert_page_is_whole(page: Page) -> None:
     """Nothing failed to load, no script failed, and the stylesheet applies (the header bar is site.css's)."""
     assert page.http_errors == [], page.http_errors
     assert page.js_errors == [], page.js_errors
+    assert page.csp_violations == [], page.csp_violations
     background = page.evaluate("getComputedStyle(document.querySelector('body > header')).backgroundColor")
     assert background == "rgb(35, 57, 93)", f"site.css not applied (header background {background})"
 

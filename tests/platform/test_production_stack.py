@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from tests.support.archives import zip_folder
+from tests.support.csp import CSP_LISTENER
 from tests.support.env import ROOT, subset_of_validation
 from tests.support.s3 import SeaweedS3
 from tests.support.stack import LiveStack, WebUser, wait_until
@@ -231,12 +232,20 @@ def test_browser_upload_goes_straight_to_s3_with_progress(s3, tmp_path, weights_
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
                 "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                 "--disable-sync", "--no-first-run"])
-            page = browser.new_context().new_page()
+            context = browser.new_context()
+            context.add_init_script(CSP_LISTENER)  # the upload's script runs under the page's policy
+            page = context.new_page()
+            errors: list[str] = []
+            page.on("console", lambda message: message.type == "error"  # the site has no favicon
+                    and not message.location.get("url", "").endswith("/favicon.ico") and errors.append(message.text))
             page.context.add_cookies(cookies)
-            page.goto(f"{stack.url}/c/ntire/p/dev/")
+            response = page.goto(f"{stack.url}/c/ntire/p/dev/")
+            policy = response.headers["content-security-policy"]
+            assert "script-src 'self' 'nonce-" in policy and f"connect-src 'self' {s3.endpoint}" in policy
             page.set_input_files("#upload-form input[name=archive]", str(archive))
             page.click("#upload-form button[type=submit]")
             page.wait_for_url(re.compile(r".*/submissions/\d+/$"), timeout=60_000)
+            assert errors == [], errors  # no CSP violation, no failed request on the way
             page.screenshot(path=str(artifacts_dir / "s3-browser-upload.png"), full_page=True)
             submission = int(re.search(r"/submissions/(\d+)/$", page.url).group(1))
             browser.close()

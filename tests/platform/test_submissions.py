@@ -438,7 +438,7 @@ def test_watchdog_requeues_a_silent_run_and_leaves_live_ones(settings, make_team
     start_attempt(live, "alive:2")
     go_silent(stale, settings)
 
-    assert watchdog.sweep() == {"requeued": 1, "failed": 0, "resent": 0}
+    assert watchdog.sweep() == {"requeued": 1, "failed": 0, "resent": 0, "uploads_aborted": 0}
     stale.refresh_from_db()
     assert (stale.state, stale.attempts, stale.worker, stale.heartbeat_at) == (State.SUBMITTED, 1, "", None)
     assert stale.counts_toward_quota is True
@@ -474,7 +474,7 @@ def test_watchdog_gives_up_after_max_attempts_and_refunds_the_slot(settings, loa
     assert quota_status(loaded_phase, team).used_today == 0
     # Nothing is left in a non-final state, and later sweeps leave the failed run alone.
     assert not Submission.objects.filter(state__in=Submission.ACTIVE_STATES).exists()
-    assert watchdog.sweep() == {"requeued": 0, "failed": 0, "resent": 0}
+    assert watchdog.sweep() == {"requeued": 0, "failed": 0, "resent": 0, "uploads_aborted": 0}
     assert [task for task, _ in scoring_queue(submission.pk)] == ["submissions.tasks.score_submission"] * 2
 
 
@@ -486,7 +486,7 @@ def test_watchdog_handles_runs_past_the_time_limit_and_lost_messages(settings, m
     Submission.objects.filter(pk=too_long.pk).update(started_at=timezone.now() - timedelta(seconds=200))
     long_ago = timezone.now() - timedelta(seconds=settings.FR_RESEND_AFTER + 5)
     Submission.objects.filter(pk=lost.pk).update(created_at=long_ago, queued_at=long_ago)
-    assert watchdog.sweep() == {"requeued": 1, "failed": 0, "resent": 1}
+    assert watchdog.sweep() == {"requeued": 1, "failed": 0, "resent": 1, "uploads_aborted": 0}
     # Sent again just now: the next sweeps leave it waiting instead of flooding the queue.
     assert watchdog.sweep()["resent"] == 0
     assert Submission.objects.get(pk=too_long.pk).state == State.SUBMITTED

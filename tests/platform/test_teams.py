@@ -163,12 +163,14 @@ def test_submissions_belong_to_the_team(client, loaded_phase, make_team, submit,
     assert client.get(reverse("submission-detail", args=[submission.pk])).status_code == 200
     assert client.get(reverse("submission-status", args=[submission.pk])).json()["team"] == "Alpha"
 
-    # The submission stays with the team when its author leaves; the author loses access.
-    services.leave(team=team, user=team.created_by)
-    assert Submission.objects.get(pk=submission.pk).team == team
-    assert client.get(reverse("submission-detail", args=[submission.pk])).status_code == 200
+    # The submission stays with the team when the owner removes its author (who may not leave while the
+    # phase is open: test_team_hopping.py); the author loses access.
+    by_bob = submit(team, user=bob)
+    services.remove_member(team=team, by_user=team.created_by, username="bob")
+    assert Submission.objects.get(pk=by_bob.pk).team == team and by_bob.submitted_by == bob
+    assert client.get(reverse("submission-detail", args=[by_bob.pk])).status_code == 404
     client.force_login(team.created_by)
-    assert client.get(reverse("submission-detail", args=[submission.pk])).status_code == 404
+    assert client.get(reverse("submission-detail", args=[by_bob.pk])).status_code == 200
 
 
 @pytest.mark.django_db(transaction=True)
