@@ -10,14 +10,15 @@ import json
 import zipfile
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
 
+from tests.support.browser import ORGANIZER_PASSWORD, log_in_organizer
 from tests.support.env import subset_of_validation
 from tests.support.stack import LiveStack
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-PASSWORD = "an-Organizer-passw0rd!"
+PASSWORD = ORGANIZER_PASSWORD
 SLUG, TITLE = "ntire2025-fr", "NTIRE 2025 Face Restoration"
 
 BASELINE = """
@@ -54,18 +55,10 @@ def live(tmp_path_factory, weights_dir):
         stack.close()
 
 
-def log_in(page: Page, base: str) -> None:
-    page.goto(f"{base}/accounts/login/")
-    page.fill("#id_username", "boss")
-    page.fill("#id_password", PASSWORD)
-    page.click("main form button[type=submit]")
-    expect(page.locator("#logout")).to_be_visible()
-
-
 def test_an_organizer_downloads_a_bundle_and_creates_a_challenge_from_it(live, page, screenshots, tmp_path):
     base = live.url
     with screenshots("bundle") as shot:
-        log_in(page, base)
+        log_in_organizer(page, base)
         page.goto(f"{base}/organize/c/{SLUG}/")
         shot("challenge")
         with page.expect_download() as download_info:
@@ -99,7 +92,7 @@ def test_an_organizer_downloads_a_bundle_and_creates_a_challenge_from_it(live, p
 def test_the_2025_challenge_becomes_its_2026_edition_in_two_clicks(live, page, screenshots):
     base = live.url
     with screenshots("edition") as shot:
-        log_in(page, base)
+        log_in_organizer(page, base)
         page.goto(f"{base}/organize/c/{SLUG}/")
         page.click("#new-edition")  # one
         expect(page.locator("#id_slug")).to_have_value("ntire2026-fr")

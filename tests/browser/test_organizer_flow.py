@@ -17,12 +17,13 @@ import pytest
 import requests
 from playwright.sync_api import Page, expect
 
+from tests.support.browser import ORGANIZER_PASSWORD, log_in_organizer
 from tests.support.env import landmark_weights_dir, subset_of_validation
 from tests.support.stack import LiveStack
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-PASSWORD = "an-Organizer-passw0rd!"
+PASSWORD = ORGANIZER_PASSWORD
 CHALLENGE, TITLE = "fr-final", "Face Restoration finals"
 PHASE, PHASE_NAME = "test", "Final test"
 DATASETS = {"CelebA", "CelebChild-Test", "LFW-Test", "WebPhoto-Test", "Wider-Test"}
@@ -58,18 +59,10 @@ def assert_page_is_whole(page: Page) -> None:
     assert page.csp_violations == [], page.csp_violations
 
 
-def log_in(page: Page, base: str) -> None:
-    page.goto(f"{base}/accounts/login/")
-    page.fill("#id_username", "boss")
-    page.fill("#id_password", PASSWORD)
-    page.click("main form button[type=submit]")
-    expect(page.locator("#logout")).to_be_visible()
-
-
 def test_organizer_creates_a_hidden_test_phase_loads_its_inputs_and_publishes(live, page, screenshots, tmp_path):
     base = live.url
     with screenshots("organizer") as shot:
-        log_in(page, base)
+        log_in_organizer(page, base)
         page.goto(f"{base}/organize/")
         shot("dashboard")
 
