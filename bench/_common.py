@@ -14,11 +14,9 @@ for entry in (str(ROOT), str(ROOT / "platform")):
 
 
 def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as handle:
-            return next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or "unknown CPU"
+    from scoring.provenance import cpu_model as recorded_cpu_model
+
+    return recorded_cpu_model()
 
 
 def machine() -> str:

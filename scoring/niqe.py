@@ -43,7 +43,7 @@ def round_to_float32(exact: np.ndarray, error: np.ndarray) -> np.ndarray:
 
 
 def fma32(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """float32 fused multiply-add, ``round32(a * b + c)``, for float32 ``a``, ``b``, ``c``."""
+    """float32 fused multiply-add, ``round32(a * b + c)``, for float32 ``a``, ``b``, ``c`` (arrays or scalars)."""
     product = a.astype(np.float64) * b  # exact: two 24-bit significands fit in 53 bits
     addend = c.astype(np.float64)
     total = product + addend
@@ -57,8 +57,8 @@ def fma_ordered_luma(rgb: torch.Tensor) -> torch.Tensor:
     """(N,3,H,W) float32 RGB in [0,1] -> (N,1,H,W) float64 luma in 0..255, rounded as pyiqa rounds it."""
     x = rgb.detach().to("cpu", torch.float32).numpy()
     r, g, b = x[:, 0], x[:, 1], x[:, 2]
-    wg, wb = (np.full_like(r, w) for w in LUMA_WEIGHTS[1:])
-    acc = (r.astype(np.float64) * LUMA_WEIGHTS[0]).astype(np.float32)  # fma(r, wr, 0): one rounding
+    wr, wg, wb = (np.float32(w) for w in LUMA_WEIGHTS)
+    acc = (r.astype(np.float64) * wr).astype(np.float32)  # fma(r, wr, 0): one rounding
     acc = fma32(g, wg, acc)
     acc = fma32(b, wb, acc)
     luma = (acc.astype(np.float64) * _F32_255).astype(np.float32)  # pyiqa's float32 "* 255", exact product
@@ -73,7 +73,6 @@ class FixedOrderNiqe(torch.nn.Module):
     def __init__(self, metric: torch.nn.Module) -> None:
         super().__init__()
         self.metric = metric
-        self.lower_better = getattr(metric, "lower_better", True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[1] != 3:
