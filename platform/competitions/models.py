@@ -63,6 +63,13 @@ class Phase(models.Model):
         at = at or timezone.now()
         return self.opens_at <= at and (self.closes_at is None or at < self.closes_at)
 
+    @staticmethod
+    def open_q(at=None, prefix: str = "") -> models.Q:
+        """``is_open`` as a query condition, on this model or through ``prefix`` (e.g. ``"phase__"``)."""
+        at = at or timezone.now()
+        return models.Q(**{f"{prefix}opens_at__lte": at}) & (
+            models.Q(**{f"{prefix}closes_at__isnull": True}) | models.Q(**{f"{prefix}closes_at__gt": at}))
+
     @property
     def scores_public(self) -> bool:
         return self.visibility == self.Visibility.PUBLIC or (

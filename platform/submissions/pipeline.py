@@ -95,13 +95,10 @@ def stream_to_file(name: str, target: Path) -> str:
 
 def preload_models() -> list[str]:
     """Load the models of every open phase's profile, so the first submission finds them warm."""
-    from django.utils import timezone
-
     from scoring.scorer import load_models
 
-    now = timezone.now()
     loaded = []
-    for phase in Phase.objects.filter(opens_at__lte=now).exclude(closes_at__lt=now):
+    for phase in Phase.objects.filter(Phase.open_q()):
         profile = phase_profile(phase)
         if profile.needs_gpu and settings.FR_SCORING_DEVICE == "cpu":
             continue

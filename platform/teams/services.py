@@ -22,7 +22,7 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from competitions.models import Challenge
+from competitions.models import Challenge, Phase
 from teams.models import Invitation, Membership, Team, team_name_key
 
 TEAM_NAME_MAX = 60
@@ -150,9 +150,8 @@ def leave_refusal(team: Team) -> str | None:
     """Why nobody may leave ``team`` now, or None."""
     from submissions.models import Submission
 
-    now = timezone.now()
     entry = (
-        Submission.objects.filter(team=team, phase__opens_at__lte=now).exclude(phase__closes_at__lte=now)
+        Submission.objects.filter(Phase.open_q(prefix="phase__"), team=team)
         .exclude(state=Submission.State.CANCELLED).select_related("phase").first()
     )
     open_phase = entry.phase if entry else None
