@@ -203,3 +203,29 @@ def test_two_people_racing_for_the_last_place(make_user, make_team):
         thread.join(30)
     assert sorted(outcomes.values()) == ["The team is full (3 members at most).", "joined"]
     assert Membership.objects.filter(team=team).count() == 3
+
+
+def test_the_open_phase_query_agrees_with_is_open(phase):
+    # Phase.open_q is the query form of Phase.is_open: the no-leaving rule and the model preload use it.
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from competitions.models import Phase
+
+    now = timezone.now()
+    cases = {
+        "open, no end": (now - timedelta(days=1), None),
+        "open until later": (now - timedelta(days=1), now + timedelta(hours=1)),
+        "closes now": (now - timedelta(days=1), now),
+        "closed": (now - timedelta(days=2), now - timedelta(days=1)),
+        "opens now": (now, None),
+        "not open yet": (now + timedelta(hours=1), None),
+    }
+    for label, (opens_at, closes_at) in cases.items():
+        Phase.objects.filter(pk=phase.pk).update(opens_at=opens_at, closes_at=closes_at)
+        phase.refresh_from_db()
+        queried = Phase.objects.filter(Phase.open_q(at=now), pk=phase.pk).exists()
+        assert queried == phase.is_open(at=now), label
+    assert {label for label, (o, c) in cases.items() if o <= now and (c is None or now < c)} == {
+        "open, no end", "open until later", "opens now"}
