@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from scoring import csv_cells
 from scoring.aggregate import dataset_order, weighted_terms, weighted_total
 from scoring.profile import ScoringProfile
 from scoring.ranking import ScoredEntry, rank_entries
@@ -112,7 +113,7 @@ class RankStability:
 def intervals_csv(teams: Sequence[dict[str, Any]]) -> str:
     """The intervals table of ``RankStability.to_dict()["teams"]`` (so a stored analysis gives the same file)."""
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = csv_cells.writer(out)  # team names are participants' text: no spreadsheet formulas
     writer.writerow(CSV_HEADER)
     for t in teams:
         writer.writerow([t["board_rank"], t["team"], repr(t["board_total"]), t["median_rank"], *t["rank_interval"],

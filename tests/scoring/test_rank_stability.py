@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import itertools
 
 import numpy as np
@@ -202,6 +204,13 @@ def test_csv_has_a_row_per_team_in_board_order():
     lines = result.to_csv().splitlines()
     assert lines[0].startswith("board_rank,team") and [line.split(",")[1] for line in lines[1:]] == ["A", "B"]
     assert list(itertools.chain.from_iterable(result.significance_matrix())).count(True) == 1
+
+
+def test_csv_neutralises_a_formula_like_team_name():
+    # As every CSV the platform writes (scoring/csv_cells.py): a team name is participants' text.
+    result = analyse(DEV, [team("=cmd|' /C calc'!A0", seed=2), team("A", shift=0.05, seed=1)], resamples=10, seed=0)
+    rows = list(csv.reader(io.StringIO(result.to_csv())))
+    assert [row[1] for row in rows[1:]] == ["A", "'=cmd|' /C calc'!A0"]
 
 
 def write_eval_files(folder, t: TeamBoard, profile, fid: float | None) -> None:
