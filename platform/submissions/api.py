@@ -17,6 +17,7 @@ from leaderboard.selectors import board_phase, phase_leaderboard, rank_stability
 from leaderboard.views import board_json_response, stability_json_response
 from submissions import selectors, services, uploads
 from submissions.models import PendingUpload, Submission
+from submissions.refusals import SubmissionRefused
 from teams.services import team_of
 
 
@@ -97,8 +98,8 @@ def submit(request, phase_id):
     try:
         submission = services.create_submission(phase=phase, team=team, user=request.api_user, upload=archive,
                                                 description=request.POST.get("description", ""))
-    except services.SubmissionRefused as exc:
-        return JsonResponse({"error": str(exc)}, status=429 if "submissions" in str(exc) else 400)
+    except SubmissionRefused as exc:
+        return JsonResponse({"error": str(exc), "code": exc.code}, status=exc.status)
     return JsonResponse({"id": submission.pk, "state": submission.state,
                          "status_url": f"/api/v1/submissions/{submission.pk}"}, status=201)
 
@@ -152,8 +153,8 @@ def start_upload(request, phase_id):
                                        description=str(body.get("description", "")))
     except (ValueError, TypeError):
         return JsonResponse({"error": "size must be the archive's size in bytes"}, status=400)
-    except uploads.UploadError as exc:
-        return JsonResponse({"error": str(exc)}, status=400)
+    except SubmissionRefused as exc:
+        return JsonResponse({"error": str(exc), "code": exc.code}, status=exc.status)
     return JsonResponse({
         "mode": "multipart", "upload": started.pending.pk, "part_size": started.pending.part_size,
         "parts": [{"number": n, "url": url} for n, url in enumerate(started.part_urls, start=1)],
@@ -168,7 +169,7 @@ def finish_upload(request, upload_id):
     try:
         submission = uploads.finish_upload(pending=pending, user=request.api_user,
                                            parts=_json_body(request).get("parts") or [])
-    except uploads.UploadError as exc:
-        return JsonResponse({"error": str(exc)}, status=400)
+    except SubmissionRefused as exc:
+        return JsonResponse({"error": str(exc), "code": exc.code}, status=exc.status)
     return JsonResponse({"id": submission.pk, "state": submission.state,
                          "status_url": f"/api/v1/submissions/{submission.pk}"}, status=201)
