@@ -6,6 +6,7 @@ a refused write (submissions.refusals.SubmissionRefused) with its code's status,
 
 from __future__ import annotations
 
+import json
 import re
 from functools import wraps
 from typing import Any
@@ -87,7 +88,8 @@ def urlpatterns() -> list[URLPattern]:
 
 
 def openapi_schema() -> dict[str, Any]:
-    return api.get_openapi_schema(path_prefix=PREFIX)
+    """The OpenAPI document as served (JSON: status codes are strings)."""
+    return json.loads(json.dumps(api.get_openapi_schema(path_prefix=PREFIX)))
 
 
 def openapi_json(request: HttpRequest) -> JsonResponse:
