@@ -177,6 +177,8 @@ CACHES = {
 FR_TRUSTED_PROXIES = int(os.environ.get("FR_TRUSTED_PROXIES", "0"))
 FR_INVITATION_DAYS = int(os.environ.get("FR_INVITATION_DAYS", "7"))  # how long an invitation link works
 FR_UPLOAD_RATE = (int(os.environ.get("FR_UPLOAD_RATE_LIMIT", "20")), 3600)  # uploads per user per hour
+# How long a direct upload's presigned part URLs work: the whole upload must start its last part by then.
+FR_UPLOAD_URL_LIFETIME = int(os.environ.get("FR_UPLOAD_URL_LIFETIME", str(6 * 3600)))  # seconds
 
 EMAIL_BACKEND = os.environ.get("FR_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = os.environ.get("FR_DEFAULT_FROM_EMAIL", "challenge@localhost")

@@ -3,12 +3,12 @@ from accounts.ratelimit import LOGIN_LIMITS, SIGNUP_LIMIT, limit_posts, upload_l
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.http import JsonResponse
+from django.shortcuts import render
 from django.urls import include, path
-from django.views.generic import TemplateView
 
 from competitions import views as competition_views
+from frplatform import api
 from leaderboard import views as leaderboard_views
-from submissions import api
 from submissions import views as submission_views
 from submissions.upload_limits import phase_size_limit
 from teams import views as team_views
@@ -18,10 +18,15 @@ def session_user(request):
     return request.user if request.user.is_authenticated else None
 
 
-def limited_upload(view, json: bool = False):
-    """The hourly upload limit, keyed on who the view will act for: the token's user over the API,
-    the session's on the site (which ignores any Authorization header)."""
-    return upload_limit(view, identity=api.token_user if json else session_user, json=json)
+def limited_upload(view):
+    """The hourly upload limit, keyed on the session's user: the site ignores any Authorization header (the API
+    applies the same limit keyed on its token's user: submissions.api)."""
+    return upload_limit(view, identity=session_user)
+
+
+def api_docs(request):
+    """The API page: the hand-written guide around the endpoint table generated from the OpenAPI document."""
+    return render(request, "api_docs.html", {"endpoints": api.endpoints()})
 
 
 def health(request):
@@ -73,14 +78,8 @@ urlpatterns = [
          name="submission-restored-image"),
     path("submissions/<int:pk>/input/<str:dataset>/<str:stem>.png", submission_views.input_image,
          name="submission-input-image"),
-    path("api/", TemplateView.as_view(template_name="api_docs.html"), name="api-docs"),
+    path("api/", api_docs, name="api-docs"),
     path("organize/", include("organizers.urls")),
-    path("api/v1/challenges", api.challenges, name="api-challenges"),
-    path("api/v1/phases/<int:phase_id>/submissions",
-         limited_upload(phase_size_limit(api.submit, check_csrf=False), json=True), name="api-submit"),
-    path("api/v1/phases/<int:phase_id>/leaderboard", api.leaderboard, name="api-leaderboard"),
-    path("api/v1/phases/<int:phase_id>/rank-stability", api.rank_stability, name="api-rank-stability"),
-    path("api/v1/submissions/<int:pk>", api.submission, name="api-submission"),
-    path("api/v1/phases/<int:phase_id>/uploads", limited_upload(api.start_upload, json=True), name="api-upload-start"),
-    path("api/v1/uploads/<int:upload_id>/finish", api.finish_upload, name="api-upload-finish"),
+    path("api/openapi.json", api.openapi_json, name="api-openapi"),
+    path("api/v1/", include(api.urlpatterns())),
 ]

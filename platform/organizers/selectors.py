@@ -15,11 +15,10 @@ from leaderboard.selectors import counted_results, shown_metrics
 from scoring.profile import ScoringProfile
 from scoring.results import DatasetResult, ImageResult, ScoreReport
 from submissions.models import Submission, SubmissionResult
+from submissions.services import RERUNNABLE_STATES
 from teams.models import Team
 
 State = Submission.State
-RERUN_STATES = (State.SCORED, State.FAILED)
-RERUNNABLE_STATES = (State.SCORED, State.FAILED, State.REJECTED)
 
 
 # --------------------------------------------------------------------------- permissions
@@ -177,7 +176,7 @@ def unverified_count(phase: Phase, entries: list[EntryRow] | None = None) -> int
 
 
 def rerun_count(phase: Phase) -> int:
-    return Submission.objects.filter(phase=phase, state__in=RERUN_STATES).count()
+    return Submission.objects.filter(phase=phase, state__in=RERUNNABLE_STATES).count()
 
 
 def phase_recipients(phase: Phase) -> QuerySet:

@@ -28,14 +28,13 @@ from competitions.models import Challenge, InputDataset, InputImage, Phase
 from organizers import bundles, selectors
 from scoring.inputs import InputSetError, Landmarks, check_landmarks_cover, read_landmarks, scan_inputs, write_landmarks
 from scoring.profile import get_profile
-from submissions import transitions
 from submissions.models import Submission
-from submissions.services import enqueue_scoring, rerun_submission, sha256_of_upload
+from submissions.refusals import SubmissionRefused
+from submissions.services import create_submission
 from teams.models import Team, team_name_key
 from teams.services import TeamError, clean_team_name
 
 logger = logging.getLogger(__name__)
-State = Submission.State
 
 
 class OrganizerError(Exception):
@@ -318,15 +317,6 @@ def _load_from(phase: Phase, root: Path, archive: File, landmarks_csv: File | No
 # --------------------------------------------------------------------------- the queue
 
 
-def rerun_phase(phase: Phase, by_user, reason: str = "") -> int:
-    """Score every scored or failed submission of the phase again (after new weights, say); returns how many
-    were re-queued. Each goes back through the state machine on its own: one that moved meanwhile is skipped."""
-    count = 0
-    for submission in Submission.objects.filter(phase=phase, state__in=selectors.RERUN_STATES).order_by("id"):
-        count += rerun_submission(submission, by_user, reason)
-    return count
-
-
 def set_disqualified(team: Team, disqualified: bool) -> Team:
     from leaderboard.versions import board_changed
 
@@ -346,39 +336,24 @@ def set_verified(submission: Submission, verified: bool) -> Submission:
 def add_baseline(*, phase: Phase, name: str, upload: File, by_user, description: str = "",
                  enqueue: bool = True) -> Submission:
     """A named baseline row ("CodeFormer baseline"): a baseline team owned by the organizer (no membership, so
-    it does not take the organizer's one team per challenge) and a submission of the uploaded archive.
-
-    Phase dates and quotas do not apply to organizers; the archive size limit does."""
+    it does not take the organizer's one team per challenge) and a submission of the uploaded archive, created
+    by submissions.services.create_submission (what a baseline skips is said there)."""
     try:
         name = clean_team_name(name)
     except TeamError as exc:
         raise OrganizerError(f"A baseline's name is its team's name: {exc}") from None
-    size = upload.size or 0
-    if size == 0:
-        raise OrganizerError("The uploaded file is empty.")
-    if size > phase.max_archive_bytes:
-        raise OrganizerError(f"The archive is {size} bytes; this phase accepts at most {phase.max_archive_bytes}.")
-    sha256 = sha256_of_upload(upload)
     try:
         with transaction.atomic():
             team, _ = Team.objects.get_or_create(challenge=phase.challenge, name_key=team_name_key(name),
                                                  defaults={"name": name, "created_by": by_user, "is_baseline": True})
             if not team.is_baseline:
                 raise OrganizerError(f"A participating team is called {team.name!r}; choose another name.")
-            submission = Submission(phase=phase, team=team, submitted_by=by_user,
-                                    description=(description or name)[:300], archive_size=size, archive_sha256=sha256)
-            submission.archive.save(f"{phase.pk}-{team.pk}.zip", upload, save=False)
-            try:
-                submission.save()
-                transitions.log(submission.pk, f"Baseline archive added by {by_user}: {size} bytes, sha256 {sha256}.")
-            except BaseException:  # the row is rolled back: so is the archive it would have pointed to
-                _remove_stored([submission.archive.name])
-                raise
-            if enqueue:
-                transaction.on_commit(lambda: enqueue_scoring(submission.pk))
+            return create_submission(phase=phase, team=team, user=by_user, upload=upload,
+                                     description=description or name, baseline=True, enqueue=enqueue)
+    except SubmissionRefused as exc:
+        raise OrganizerError(str(exc)) from None
     except IntegrityError:
         raise OrganizerError(f"The team name {name!r} was taken meanwhile; try again.") from None
-    return submission
 
 
 # --------------------------------------------------------------------------- bundles and editions

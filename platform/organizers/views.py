@@ -270,7 +270,7 @@ def phase_rerun(request: HttpRequest, slug: str, phase: str) -> HttpResponse:
     found = _phase(request, slug, phase)
     form = RerunForm(request.POST)
     reason = form.cleaned_data["reason"] if form.is_valid() else ""
-    count = services.rerun_phase(found, request.user, reason)
+    count = len(submission_services.rerun_phase(found, request.user, reason))
     plural = "" if count == 1 else "s"
     messages.success(request, f"{count} submission{plural} of {found.name} queued to be scored again.")
     return _back(request, reverse("organizers:phase", args=[slug, found.slug]))
@@ -369,7 +369,7 @@ def queue(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "organizers/queue.html", {
         "challenge": challenge, "queue": overview, "teams": selectors.challenge_teams(challenge),
         "state_filter": state, "phase_filter": phase_slug, "final_states": Submission.FINAL_STATES,
-        "active_states": Submission.ACTIVE_STATES, "rerunnable_states": selectors.RERUNNABLE_STATES,
+        "active_states": Submission.ACTIVE_STATES, "rerunnable_states": submission_services.RERUNNABLE_STATES,
         "next": request.get_full_path(),
     })
 
@@ -390,7 +390,7 @@ def submission_rerun(request: HttpRequest, pk: int) -> HttpResponse:
     if submission_services.rerun_submission(submission, request.user, request.POST.get("reason", "")[:200]):
         messages.success(request, f"Submission {pk} queued to be scored again.")
     else:
-        messages.error(request, f"Submission {pk} cannot be re-run while it is {submission.get_state_display()}.")
+        messages.error(request, str(submission_services.rerun_refusal(submission)))
     return _back(request, reverse("organizers:queue", args=[submission.phase.challenge.slug]))
 
 

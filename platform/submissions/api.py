@@ -1,174 +1,187 @@
-"""The JSON API, token-authenticated (``Authorization: Token <key>``). A few lines over services."""
+"""The submission endpoints of the JSON API (a router of frplatform.api): a few lines over services.
+
+Refusals raise submissions.refusals.SubmissionRefused; frplatform.api's one handler answers their status.
+"""
 
 from __future__ import annotations
 
-from functools import wraps
+from typing import Any, Literal
 
-from accounts.models import ApiToken
-from django.http import Http404, JsonResponse
-from django.middleware.csrf import CsrfViewMiddleware
+from accounts.api_auth import ErrorOut, token_auth, token_user
+from accounts.ratelimit import upload_limit
+from django.http import Http404
 from django.shortcuts import get_object_or_404
-from django.utils.cache import patch_cache_control, patch_vary_headers
-from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_http_methods
+from ninja import File, Form, Router, Schema, Status
+from ninja.decorators import decorate_view
+from ninja.files import UploadedFile
 
-from competitions.models import Challenge, Phase
-from leaderboard.selectors import board_phase, phase_leaderboard, rank_stability_view
-from leaderboard.views import board_json_response, stability_json_response
+from competitions.models import Phase
 from submissions import selectors, services, uploads
 from submissions.models import PendingUpload, Submission
+from submissions.refusals import Refusal, SubmissionRefused
+from submissions.upload_limits import phase_size_limit
 from teams.services import team_of
 
-
-def token_user(request):
-    header = request.headers.get("Authorization", "")
-    if header:
-        # A wrong, revoked or malformed token is refused; it never falls back to the browser session.
-        if header.startswith("Token "):
-            token = ApiToken.objects.select_related("user").filter(key=header[6:].strip()).first()
-            if token and token.user.is_active:
-                return token.user
-        return None
-    return request.user if request.user.is_authenticated else None
+router = Router(tags=["submissions"], auth=token_auth)
 
 
-_csrf_check = CsrfViewMiddleware(lambda request: None)
+def _hourly_upload_limit(view):
+    return upload_limit(view, identity=token_user, json=True)
 
 
-def api_view(methods: list[str], auth: bool = True):
-    def decorate(view):
-        @csrf_exempt  # a token is no ambient credential; session users are checked for CSRF below
-        @require_http_methods(methods)
-        @wraps(view)
-        def wrapper(request, *args, **kwargs):
-            user = token_user(request)
-            if auth and user is None:
-                return JsonResponse({"error": "authentication required: send 'Authorization: Token <key>'"},
-                                    status=401)
-            if user is not None and not request.headers.get("Authorization") and request.method not in ("GET", "HEAD"):
-                refused = _csrf_check.process_view(request, None, (), {})
-                if refused is not None:
-                    return JsonResponse({"error": "CSRF check failed"}, status=403)
-            request.api_user = user
-            try:
-                response = view(request, *args, **kwargs)
-            except Http404:
-                response = JsonResponse({"error": "not found"}, status=404)
-            # An answer depends on who asks (hidden phases, a team's own rows): a shared cache must
-            # never store an authenticated one, nor hand an anonymous one to a member.
-            patch_vary_headers(response, ["Authorization", "Cookie"])
-            if user is not None:
-                patch_cache_control(response, private=True)
-            return response
-        return wrapper
-    return decorate
+def _size_limit(view):
+    return phase_size_limit(view, check_csrf=False)  # the auth class checks a session's CSRF token
 
 
-@api_view(["GET"], auth=False)
-def challenges(request):
-    data = [{"slug": c.slug, "title": c.title, "phases": [
-        {"id": p.pk, "slug": p.slug, "name": p.name, "kind": p.kind, "open": p.is_open(),
-         "opens_at": p.opens_at.isoformat(), "closes_at": p.closes_at.isoformat() if p.closes_at else None,
-         "scoring_profile": p.scoring_profile} for p in c.phases.all()]}
-            for c in Challenge.objects.prefetch_related("phases")]
-    return JsonResponse({"challenges": data})
+class RefusalOut(ErrorOut):
+    code: Refusal | None = None
 
 
-def _phase_and_team(request, phase_id):
-    """The phase (404 if unknown) and the caller's team in its challenge (a 403 answer if none)."""
+class CreatedOut(Schema):
+    id: int
+    state: str
+    status_url: str
+
+
+class ProgressOut(Schema):
+    done: int
+    total: int
+
+
+class LogLineOut(Schema):
+    at: str
+    state: str
+    message: str
+
+
+class DatasetResultOut(Schema):
+    metrics: dict[str, float | None]
+    id_similarity: float
+    failed_images: int
+    image_count: int
+
+
+class ResultOut(Schema):
+    total: float
+    failed_images: int
+    id_valid: bool
+    id_similarity: float
+    metrics: dict[str, float | None]
+    terms: dict[str, float | None]
+    official_weights: bool
+    weights: dict[str, str]
+    versions: dict[str, Any]
+    datasets: dict[str, DatasetResultOut]
+
+
+class SubmissionOut(Schema):
+    id: int
+    phase: str
+    team: str
+    state: Submission.State
+    final: bool
+    created_at: str
+    finished_at: str | None
+    progress: ProgressOut
+    error: str
+    log: list[LogLineOut]
+    result: ResultOut | None = None  # absent until scored, and while the phase hides its scores
+
+
+class StartUploadIn(Schema):
+    size: int
+    description: str = ""
+
+
+class PartUrlOut(Schema):
+    number: int
+    url: str
+
+
+class MultipartOut(Schema):
+    mode: Literal["multipart"]
+    upload: int
+    part_size: int
+    parts: list[PartUrlOut]
+    finish_url: str
+
+
+class PostInsteadOut(Schema):
+    mode: Literal["post"]
+    url: str
+
+
+class PartIn(Schema):
+    number: int
+    etag: str
+
+
+class FinishUploadIn(Schema):
+    parts: list[PartIn] = []
+
+
+def _created(submission: Submission) -> Status:
+    return Status(201, {"id": submission.pk, "state": submission.state,
+                 "status_url": f"/api/v1/submissions/{submission.pk}"})
+
+
+def _phase_and_team(request, phase_id: int):
     phase = get_object_or_404(Phase.objects.select_related("challenge"), pk=phase_id)
-    team = team_of(request.api_user, phase.challenge)
+    team = team_of(request.auth, phase.challenge)
     if team is None:
-        return phase, None, JsonResponse({"error": "you are not in a team for this challenge"}, status=403)
-    return phase, team, None
+        raise SubmissionRefused(Refusal.NO_TEAM)
+    return phase, team
 
 
-@api_view(["POST"])
-def submit(request, phase_id):
-    phase, team, refused = _phase_and_team(request, phase_id)
-    if refused:
-        return refused
-    archive = request.FILES.get("archive")
-    if getattr(request, "archive_too_large", None):
-        return JsonResponse({"error": f"The archive is larger than this phase accepts "
-                                      f"({phase.max_archive_bytes / 1e6:.1f} MB at most)."}, status=413)
-    if archive is None:
-        return JsonResponse({"error": "send the zip as the multipart field 'archive'"}, status=400)
-    try:
-        submission = services.create_submission(phase=phase, team=team, user=request.api_user, upload=archive,
-                                                description=request.POST.get("description", ""))
-    except services.SubmissionRefused as exc:
-        return JsonResponse({"error": str(exc)}, status=429 if "submissions" in str(exc) else 400)
-    return JsonResponse({"id": submission.pk, "state": submission.state,
-                         "status_url": f"/api/v1/submissions/{submission.pk}"}, status=201)
+@router.post("/phases/{int:phase_id}/submissions", url_name="api-submit",
+             response={201: CreatedOut, 400: RefusalOut, 401: ErrorOut, 403: RefusalOut, 404: ErrorOut,
+                       409: RefusalOut, 413: RefusalOut, 429: RefusalOut},
+             summary="Submit an archive in one request: multipart/form-data with the zip in the field 'archive' "
+                     "(and optionally 'description').")
+@decorate_view(_hourly_upload_limit, _size_limit)
+def submit(request, phase_id: int, archive: File[UploadedFile] = None, description: Form[str] = ""):
+    phase = get_object_or_404(Phase.objects.select_related("challenge"), pk=phase_id)
+    return _created(services.submit_archive(
+        phase=phase, user=request.auth, archive=archive, description=description,
+        too_large=bool(getattr(request, "archive_too_large", None))))
 
 
-@api_view(["GET"])
-def submission(request, pk):
+@router.get("/submissions/{int:pk}", url_name="api-submission", exclude_unset=True,
+            response={200: SubmissionOut, 401: ErrorOut, 404: ErrorOut},
+            summary="A submission of your team: state, progress, log and, once scored and where the phase shows "
+                    "them, its scores.")
+def submission(request, pk: int):
     sub = get_object_or_404(Submission.objects.select_related("phase__challenge", "team"), pk=pk)
-    if not selectors.can_view_submission(request.api_user, sub):
-        raise Http404
-    return JsonResponse(selectors.submission_status(
-        sub, include_scores=selectors.scores_visible_to_team(sub, request.api_user)))
+    if not selectors.can_view_submission(request.auth, sub):
+        raise Http404  # 404, not 403: do not confirm that the id exists
+    return selectors.submission_status(sub, include_scores=selectors.scores_visible_to_team(sub, request.auth))
 
 
-@api_view(["GET"], auth=False)
-def leaderboard(request, phase_id):
-    phase = board_phase(phase_id=phase_id)
-    if phase is None:
-        raise Http404
-    return board_json_response(request, phase_leaderboard(phase, request.api_user))
-
-
-@api_view(["GET"], auth=False)
-def rank_stability(request, phase_id):
-    phase = board_phase(phase_id=phase_id)
-    if phase is None:
-        raise Http404
-    return stability_json_response(rank_stability_view(phase, request.api_user))
-
-
-def _json_body(request) -> dict:
-    import json
-
-    try:
-        body = json.loads(request.body or b"{}")
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
-
-
-@api_view(["POST"])
-def start_upload(request, phase_id):
-    """Begin a direct-to-S3 upload: returns presigned part URLs, or says to post the file."""
-    phase, team, refused = _phase_and_team(request, phase_id)
-    if refused:
-        return refused
+@router.post("/phases/{int:phase_id}/uploads", url_name="api-upload-start",
+             response={200: PostInsteadOut, 201: MultipartOut, 400: RefusalOut, 401: ErrorOut, 403: RefusalOut,
+                       404: ErrorOut, 409: RefusalOut, 413: RefusalOut, 422: ErrorOut, 429: RefusalOut},
+             summary="Start an upload. With S3 storage, 201 and presigned part URLs; otherwise 200 and the "
+                     "endpoint to post the file to.")
+@decorate_view(_hourly_upload_limit)
+def start_upload(request, phase_id: int, body: StartUploadIn):
+    phase, team = _phase_and_team(request, phase_id)
     if not uploads.direct_uploads_enabled():
-        return JsonResponse({"mode": "post", "url": f"/api/v1/phases/{phase.pk}/submissions"}, status=200)
-    body = _json_body(request)
-    try:
-        started = uploads.start_upload(phase=phase, team=team, user=request.api_user, size=int(body.get("size", 0)),
-                                       description=str(body.get("description", "")))
-    except (ValueError, TypeError):
-        return JsonResponse({"error": "size must be the archive's size in bytes"}, status=400)
-    except uploads.UploadError as exc:
-        return JsonResponse({"error": str(exc)}, status=400)
-    return JsonResponse({
+        return Status(200, {"mode": "post", "url": f"/api/v1/phases/{phase.pk}/submissions"})
+    started = uploads.start_upload(phase=phase, team=team, user=request.auth, size=body.size,
+                                   description=body.description)
+    return Status(201, {
         "mode": "multipart", "upload": started.pending.pk, "part_size": started.pending.part_size,
         "parts": [{"number": n, "url": url} for n, url in enumerate(started.part_urls, start=1)],
         "finish_url": f"/api/v1/uploads/{started.pending.pk}/finish",
-    }, status=201)
+    })
 
 
-@api_view(["POST"])
-def finish_upload(request, upload_id):
+@router.post("/uploads/{int:upload_id}/finish", url_name="api-upload-finish",
+             response={201: CreatedOut, 400: RefusalOut, 401: ErrorOut, 403: RefusalOut, 404: ErrorOut,
+                       409: RefusalOut, 413: RefusalOut, 422: ErrorOut, 429: RefusalOut},
+             summary="Finish a multipart upload: the archive becomes a submission (every rule is checked again).")
+def finish_upload(request, upload_id: int, body: FinishUploadIn):
     pending = get_object_or_404(PendingUpload.objects.select_related("phase", "team"), pk=upload_id,
-                                user=request.api_user)
-    try:
-        submission = uploads.finish_upload(pending=pending, user=request.api_user,
-                                           parts=_json_body(request).get("parts") or [])
-    except uploads.UploadError as exc:
-        return JsonResponse({"error": str(exc)}, status=400)
-    return JsonResponse({"id": submission.pk, "state": submission.state,
-                         "status_url": f"/api/v1/submissions/{submission.pk}"}, status=201)
+                                user=request.auth)
+    return _created(uploads.finish_upload(pending=pending, user=request.auth,
+                                          parts=[part.dict() for part in body.parts]))

@@ -1,7 +1,7 @@
 """Direct-to-S3 uploads: the web process signs requests and never reads the archive.
 
 start: check the limits, open an S3 multipart upload, hand out one presigned URL per part.
-finish: complete the multipart upload, check the stored size, create the submission.
+finish: complete the multipart upload, check the stored size, create the submission (services.create_submission).
 """
 
 from __future__ import annotations
@@ -17,17 +17,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from competitions.models import Phase
-from submissions import services, transitions
+from submissions import services
 from submissions.models import PendingUpload, Submission
+from submissions.refusals import Refusal, SubmissionRefused
 from teams.models import Team
 
 MIN_PART = 8 * 1024 * 1024  # S3 requires at least 5 MiB per part but the last
 MAX_PARTS = 10_000
-URL_LIFETIME = 6 * 3600
-
-
-class UploadError(services.SubmissionRefused):
-    pass
 
 
 def direct_uploads_enabled() -> bool:
@@ -57,22 +53,18 @@ class StartedUpload:
     part_urls: list[str]
 
 
+def url_lifetime() -> int:
+    """Seconds a part URL works (FR_UPLOAD_URL_LIFETIME)."""
+    return settings.FR_UPLOAD_URL_LIFETIME
+
+
 def start_upload(*, phase: Phase, team: Team, user, size: int, description: str = "") -> StartedUpload:
+    """Run every rule of a new submission (services.check_submission) on the announced size, then open the
+    multipart upload. finish_upload runs the same rules again: the phase may close, the team may use its
+    quota or the user leave it while the parts travel."""
     if not direct_uploads_enabled():
-        raise UploadError("Direct uploads need S3 storage; send the archive to the submissions endpoint instead.")
-    if not phase.is_open():
-        raise UploadError(f"The phase {phase.name} is not open for submissions.")
-    if team.disqualified:
-        raise UploadError("This team has been disqualified from the challenge.")
-    if size <= 0:
-        raise UploadError("The archive is empty.")
-    if size > phase.max_archive_bytes:
-        raise UploadError(
-            f"The archive is {size / 1e6:.1f} MB; this phase accepts at most {phase.max_archive_bytes / 1e6:.1f} MB."
-        )
-    refusal = services.quota_status(phase, team, user).refusal()
-    if refusal:
-        raise UploadError(refusal)
+        raise SubmissionRefused(Refusal.DIRECT_UPLOADS_OFF)
+    services.check_submission(phase=phase, team=team, user=user, size=size)
     part_size = max(MIN_PART, math.ceil(size / MAX_PARTS))
     parts = math.ceil(size / part_size)
     key = f"submissions/{timezone.now():%Y/%m}/{phase.pk}-{team.pk}-{uuid.uuid4().hex}.zip"
@@ -83,7 +75,7 @@ def start_upload(*, phase: Phase, team: Team, user, size: int, description: str 
     signer = _presigner()
     urls = [
         signer.generate_presigned_url(
-            "upload_part", ExpiresIn=URL_LIFETIME,
+            "upload_part", ExpiresIn=url_lifetime(),
             Params={"Bucket": bucket, "Key": key, "UploadId": upload_id, "PartNumber": number},
         )
         for number in range(1, parts + 1)
@@ -92,8 +84,10 @@ def start_upload(*, phase: Phase, team: Team, user, size: int, description: str 
 
 
 def finish_upload(*, pending: PendingUpload, user, parts: list[dict]) -> Submission:
+    """Assemble the parts, check the stored size, and create the submission through services.create_submission
+    (every rule again). A refused archive is deleted from the bucket."""
     if pending.user_id != user.pk:
-        raise UploadError("This upload was started by someone else.")
+        raise SubmissionRefused(Refusal.UPLOAD_NOT_YOURS)
     if pending.submission_id:
         return pending.submission  # finish called twice (a retried request): same submission
     client, bucket = _s3()
@@ -101,36 +95,32 @@ def finish_upload(*, pending: PendingUpload, user, parts: list[dict]) -> Submiss
         ordered = sorted(({"PartNumber": int(p["number"]), "ETag": str(p["etag"])} for p in parts),
                          key=lambda p: p["PartNumber"])
     except (KeyError, TypeError, ValueError):
-        raise UploadError("parts must be a list of {number, etag}") from None
+        raise SubmissionRefused(Refusal.BAD_PARTS) from None
     try:
         client.complete_multipart_upload(Bucket=bucket, Key=pending.key, UploadId=pending.s3_upload_id,
                                          MultipartUpload={"Parts": ordered})
     except client.exceptions.ClientError as exc:
-        raise UploadError(f"The storage refused to assemble the archive: {exc}") from None
+        raise SubmissionRefused(Refusal.STORAGE_REFUSED, detail=exc) from None
     stored = client.head_object(Bucket=bucket, Key=pending.key)["ContentLength"]
-    phase = pending.phase
-    if stored != pending.size or stored > phase.max_archive_bytes:
+    if stored != pending.size:
         client.delete_object(Bucket=bucket, Key=pending.key)
-        raise UploadError(f"The stored archive has {stored} bytes; {pending.size} were announced.")
-    with transaction.atomic():
-        Team.objects.select_for_update().get(pk=pending.team_id)
-        refusal = services.quota_status(phase, pending.team, user).refusal()
-        if refusal:
-            client.delete_object(Bucket=bucket, Key=pending.key)
-            raise UploadError(refusal)
-        submission = Submission.objects.create(
-            phase=phase, team=pending.team, submitted_by=user, description=pending.description,
-            archive=pending.key, archive_size=stored,
-        )
-        PendingUpload.objects.filter(pk=pending.pk).update(submission=submission)
-        transitions.log(submission.pk, f"Archive received directly in storage: {stored} bytes.")
-        transaction.on_commit(lambda: services.enqueue_scoring(submission.pk))
+        raise SubmissionRefused(Refusal.SIZE_MISMATCH, stored=stored, announced=pending.size)
+    try:
+        with transaction.atomic():  # the submission and its link to this upload, together
+            submission = services.create_submission(
+                phase=pending.phase, team=pending.team, user=user, description=pending.description,
+                upload=services.StoredArchive(pending.key, stored))
+            PendingUpload.objects.filter(pk=pending.pk).update(submission=submission)
+    except SubmissionRefused:
+        client.delete_object(Bucket=bucket, Key=pending.key)
+        raise
     return submission
 
 
-# An upload not finished this long after it started can never be: its part URLs have expired
-# (URL_LIFETIME), and the grace covers a finish request still on its way.
-ABANDONED_AFTER = URL_LIFETIME + 3600
+def abandoned_after() -> int:
+    """An upload not finished this long after it started can never be: its part URLs have expired
+    (url_lifetime), and the hour's grace covers a finish request still on its way."""
+    return url_lifetime() + 3600
 
 
 def abort_upload(pending: PendingUpload) -> None:
@@ -146,10 +136,10 @@ def abort_upload(pending: PendingUpload) -> None:
 
 
 def abort_abandoned(now=None) -> int:
-    """Abort every upload started more than ABANDONED_AFTER ago and never finished; how many."""
+    """Abort every upload started more than abandoned_after() seconds ago and never finished; how many."""
     if not direct_uploads_enabled():
         return 0
-    cutoff = (now or timezone.now()) - timedelta(seconds=ABANDONED_AFTER)
+    cutoff = (now or timezone.now()) - timedelta(seconds=abandoned_after())
     aborted = 0
     for pending in PendingUpload.objects.filter(submission__isnull=True, created_at__lt=cutoff).order_by("pk"):
         abort_upload(pending)

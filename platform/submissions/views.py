@@ -13,33 +13,23 @@ from leaderboard.selectors import LOWER_IS_BETTER, METRIC_LABELS, is_organizer
 from scoring.provenance import describe as describe_provenance
 from submissions import selectors, services
 from submissions.models import ImageScore, Submission
-from teams.services import team_of
+from submissions.refusals import SubmissionRefused
 
 
 @login_required
 @require_POST
 def upload(request, slug, phase):
     phase = get_object_or_404(Phase.objects.select_related("challenge"), challenge__slug=slug, slug=phase)
-    team = team_of(request.user, phase.challenge)
-    archive = request.FILES.get("archive")
-    if getattr(request, "archive_too_large", None):
-        messages.error(request, f"The archive is larger than this phase accepts "
-                                f"({phase.max_archive_bytes / 1e6:.1f} MB at most); nothing was stored.")
-    elif team is None:
-        messages.error(request, "Join or create a team before submitting.")
-    elif archive is None:
-        messages.error(request, "Choose a zip archive to upload.")
+    try:
+        submission = services.submit_archive(
+            phase=phase, user=request.user, archive=request.FILES.get("archive"),
+            description=request.POST.get("description", ""),
+            too_large=bool(getattr(request, "archive_too_large", None)))
+    except SubmissionRefused as exc:
+        messages.error(request, str(exc))
     else:
-        try:
-            submission = services.create_submission(
-                phase=phase, team=team, user=request.user, upload=archive,
-                description=request.POST.get("description", ""),
-            )
-        except services.SubmissionRefused as exc:
-            messages.error(request, str(exc))
-        else:
-            messages.success(request, f"Submission {submission.pk} received; it is queued for checking.")
-            return redirect("submission-detail", pk=submission.pk)
+        messages.success(request, f"Submission {submission.pk} received; it is queued for checking.")
+        return redirect("submission-detail", pk=submission.pk)
     return redirect("phase-detail", slug=slug, phase=phase.slug)
 
 
@@ -112,7 +102,7 @@ def attach_factsheet(request, pk):
     try:
         services.attach_factsheet(submission, user=request.user, factsheet=request.FILES.get("factsheet"),
                                   code_url=request.POST.get("code_url", "").strip())
-    except services.SubmissionRefused as exc:
+    except SubmissionRefused as exc:
         messages.error(request, str(exc))
     else:
         messages.success(request, "Factsheet and code link saved; the organizers will verify them.")

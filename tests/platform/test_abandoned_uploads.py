@@ -49,7 +49,7 @@ def open_uploads(client, bucket: str) -> set[str]:
 
 def test_watchdog_aborts_uploads_past_their_urls_lifetime(s3_storage, s3_server, phase, make_team):
     team = make_team("Alpha")
-    old = started(phase, team, timedelta(seconds=uploads.URL_LIFETIME + 3601))
+    old = started(phase, team, timedelta(seconds=uploads.url_lifetime() + 3601))
     fresh = started(phase, team, timedelta(minutes=5))
     assert {old.s3_upload_id, fresh.s3_upload_id} <= open_uploads(s3_storage, s3_server.bucket)
     assert s3_storage.list_parts(Bucket=s3_server.bucket, Key=old.key, UploadId=old.s3_upload_id)["Parts"]

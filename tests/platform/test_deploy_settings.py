@@ -3,13 +3,13 @@
 ``manage.py check --deploy`` is clean with production's environment and production refuses to
 start without a secret key; no secret is committed; deploy/compose.yaml has every service of a
 deployment and starts web and workers with the command lines the end-to-end tests start
-(tests/support/stack.py); deploy/rescore.py (the runbook's re-score) requeues a phase's runs.
+(tests/support/stack.py); `manage.py rescore` (the runbook's re-score) requeues a phase's runs.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
+import io
 import os
 import re
 import secrets
@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from django.core.management import CommandError, call_command
 
 from submissions.models import Submission, SubmissionEvent, SubmissionResult
 
@@ -288,7 +289,7 @@ def test_web_migrates_and_collects_static_files_through_the_entrypoint():
     for ignore in ("Dockerfile.dockerignore", "Dockerfile.gpu.dockerignore"):
         lines = (DEPLOY / ignore).read_text().split()
         assert "*" in lines and not any(".env" in line and line.startswith("!") for line in lines)
-        for needed in ("deploy/entrypoint.sh", "deploy/healthcheck.py", "deploy/rescore.py", "platform/",
+        for needed in ("deploy/entrypoint.sh", "deploy/healthcheck.py", "platform/",
                        "scoring/", "manage.py", "requirements.lock"):
             assert f"!{needed}" in lines, f"{ignore} leaves out {needed}"
 
@@ -417,14 +418,15 @@ def test_the_watchdog_is_scheduled_for_beat():
 # --------------------------------------------------------------------------- runbook: re-score
 
 
-def load_rescore():
-    spec = importlib.util.spec_from_file_location("deploy_rescore", DEPLOY / "rescore.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def rescore(*args: str) -> str:
+    out = io.StringIO()
+    call_command("rescore", *args, stdout=out)
+    return out.getvalue()
 
 
-def test_rescore_requeues_the_scored_and_failed_runs_of_a_phase(phase, make_team, make_scored, monkeypatch):
+def test_rescore_requeues_the_scored_and_failed_runs_of_a_phase(phase, make_team, make_scored, monkeypatch,
+                                                                 django_capture_on_commit_callbacks):
+    """`manage.py rescore` (it replaced deploy/rescore.py): the runs are queued once their re-run commits."""
     from submissions import services
 
     queued: list[int] = []
@@ -434,12 +436,14 @@ def test_rescore_requeues_the_scored_and_failed_runs_of_a_phase(phase, make_team
     Submission.objects.filter(pk=scored.pk).update(attempts=2)
     rejected = make_scored(make_team("Gamma"), 0.0, state=State.REJECTED, with_result=False)
     running = make_scored(make_team("Delta"), 0.0, state=State.SCORING, with_result=False)
-    rescore = load_rescore()
+    slugs = (phase.challenge.slug, phase.slug)
 
-    assert rescore.rescore(phase.challenge.slug, phase.slug, dry_run=True) == [scored.pk, failed.pk]
+    assert rescore(*slugs, "--dry-run").strip().endswith(f"would queue 2 submission(s) of {'/'.join(slugs)} again:"
+                                                          f" {[scored.pk, failed.pk]}")
     assert queued == [] and SubmissionResult.objects.filter(submission=scored).exists()
 
-    assert rescore.rescore(phase.challenge.slug, phase.slug) == [scored.pk, failed.pk]
+    with django_capture_on_commit_callbacks(execute=True):
+        assert rescore(*slugs).strip().endswith(f": {[scored.pk, failed.pk]}")
     assert queued == [scored.pk, failed.pk]
     states = dict(Submission.objects.values_list("pk", "state"))
     assert states == {scored.pk: State.SUBMITTED, failed.pk: State.SUBMITTED, rejected.pk: State.REJECTED,
@@ -447,6 +451,7 @@ def test_rescore_requeues_the_scored_and_failed_runs_of_a_phase(phase, make_team
     assert not SubmissionResult.objects.filter(submission__in=[scored, failed]).exists()
     assert Submission.objects.get(pk=scored.pk).attempts == 0
     assert SubmissionEvent.objects.filter(submission=scored, state=State.SUBMITTED, message__contains="re-scored")
-    assert rescore.rescore(phase.challenge.slug, "no-such-phase") == []
-    with pytest.raises(ValueError):
-        rescore.rescore(phase.challenge.slug, phase.slug, ("rejected",))
+    with pytest.raises(CommandError, match="no phase"):
+        rescore(phase.challenge.slug, "no-such-phase")
+    with pytest.raises(CommandError, match="not \\['rejected'\\]"):
+        rescore(*slugs, "--states", "rejected")
