@@ -79,7 +79,7 @@ def name_problem(name: str, is_dir: bool) -> tuple[str, str] | None:
         return "path_escape", "starts with a drive letter"
     body = name[:-1] if is_dir and name.endswith("/") else name
     if ".." in re.split(r"[/\\]", body):
-        return "path_escape", "contains '..', which would point outside the submission folder"
+        return "path_escape", "contains '..', which would point outside the archive's folder"
     if "\\" in name:
         return "bad_name", "contains a backslash; zip paths must use forward slashes"
     parts = body.split("/")
