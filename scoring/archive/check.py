@@ -335,9 +335,9 @@ class _Run:
             for code, reason in found:
                 self.member_problem(code, member, reason)
             return
-        reason = image_checks.decode_problem(bytes(data), image)
-        if reason is not None:
-            self.member_problem(reason[0], member, reason[1])
+        decoded = image_checks.decode_problem(bytes(data), image)
+        if decoded is not None:
+            self.member_problem(decoded[0], member, decoded[1])
             return
         if self.extraction is not None and not self.problems:
             self.extraction.write(image, data)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Generator
 from pathlib import Path
 
 from scoring.archive.members import ArchiveLimits, Member, display
@@ -65,7 +65,7 @@ class DirSource:
             stack.extend(reversed(subfolders))
         return members
 
-    def read(self, member: Member) -> Iterator[bytes]:
+    def read(self, member: Member) -> Generator[bytes, None, None]:
         flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
         try:
             # O_NOFOLLOW/O_NONBLOCK: a file swapped for a link or a FIFO since listing cannot hang or escape.

@@ -39,10 +39,9 @@ class SafeZip:
             if size > limits.max_archive_bytes:
                 raise Stop("too_large", f"{label} is {human_bytes(size)}; the limit is "
                                         f"{human_bytes(limits.max_archive_bytes)}.")
+            fh: BinaryIO = source if not isinstance(source, Path) else open(source, "rb")  # noqa: SIM115
             if isinstance(source, Path):
-                fh = self._fh = open(source, "rb")  # noqa: SIM115 - closed by close()
-            else:
-                fh = source
+                self._fh = fh  # ours to close (close())
             self._reader = ZipSource(fh, size, limits)
             members = self._reader.members()
         except Stop as stop:

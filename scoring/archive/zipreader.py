@@ -25,7 +25,7 @@ import os
 import stat
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any, BinaryIO
 
 from scoring.archive.filetypes import sniff
@@ -271,7 +271,7 @@ class ZipSource:
                     if overlapping.issue is None:
                         overlapping.issue = ("zip_bomb", "overlaps another entry's data, a zip-bomb technique")
 
-    def read(self, member: Member) -> Iterator[bytes]:
+    def read(self, member: Member) -> Generator[bytes, None, None]:
         """The member's uncompressed bytes, never more than its declared size."""
         header = self._read_at(member.offset, _LOCAL.size)
         if len(header) != _LOCAL.size or header[:4] != _LOCAL_SIG:
