@@ -23,7 +23,7 @@ from competitions import services as competition_services
 from competitions.models import Challenge, InputDataset, InputImage, Phase
 from organizers import bundles, selectors
 from scoring.archive import ArchiveLimits
-from scoring.archive.input_set import extract_input_set
+from scoring.archive.input_set import extract_input_set, problem_list
 from scoring.inputs import InputSetError, Landmarks, check_landmarks_cover, read_landmarks, scan_inputs, write_landmarks
 from scoring.profile import get_profile
 from submissions import transitions
@@ -147,11 +147,6 @@ def extract_input_archive(source: IO[bytes], dest: Path, limits: InputArchiveLim
     return extract_input_set(source, dest, (limits or input_archive_limits()).archive_limits())
 
 
-def _problem_list(title: str, problems: list[str], shown: int = 20) -> str:
-    more = f"\n... and {len(problems) - shown} more" if len(problems) > shown else ""
-    return f"{title}:\n" + "\n".join(problems[:shown]) + more
-
-
 def _save_upload(upload: File, target: Path, max_bytes: int, what: str) -> Path:
     size = upload.size or 0
     if size > max_bytes:
@@ -206,7 +201,7 @@ def _load_from(phase: Phase, root: Path, archive: File, landmarks_csv: File | No
     images = scan_inputs(inputs)
     too_big = [i.relpath for i in images if i.width * i.height > limits.max_pixels]
     if too_big:
-        raise InputSetError(_problem_list(f"Images over {limits.max_pixels} pixels", too_big))
+        raise InputSetError(problem_list(f"Images over {limits.max_pixels} pixels", too_big))
     landmarks: dict[str, Landmarks] = {}
     if landmarks_csv is not None:
         landmarks = read_landmarks(_save_upload(landmarks_csv, root / "landmarks-upload.csv", limits.max_csv_bytes,

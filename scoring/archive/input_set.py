@@ -63,7 +63,12 @@ def extract_input_set(source: Path | BinaryIO, dest: Path, limits: ArchiveLimits
     return len(wanted)
 
 
+def problem_list(title: str, problems: list[str]) -> str:
+    """``title:`` and the first problems one a line, the rest counted: an input-set refusal as organizers see it."""
+    more = f"\n... and {len(problems) - _SHOWN} more" if len(problems) > _SHOWN else ""
+    return f"{title}:\n" + "\n".join(problems[:_SHOWN]) + more
+
+
 def _raise_if(problems: list[str]) -> None:
     if problems:
-        more = f"\n... and {len(problems) - _SHOWN} more" if len(problems) > _SHOWN else ""
-        raise InputSetError("The input archive was refused:\n" + "\n".join(problems[:_SHOWN]) + more)
+        raise InputSetError(problem_list("The input archive was refused", problems))

@@ -33,7 +33,11 @@ class SafeZip:
         self._reader: ZipSource | None = None
         label = source.name if isinstance(source, Path) else "The zip"
         try:
-            size = source.stat().st_size if isinstance(source, Path) else source.seek(0, 2)
+            if isinstance(source, Path):
+                size = source.stat().st_size
+            else:
+                source.seek(0, 2)  # a file-like's seek() need not return the offset (Django's File does not say)
+                size = source.tell()
             if size == 0:
                 raise Stop("empty", f"{label} is empty (0 bytes).")
             if size > limits.max_archive_bytes:
