@@ -4,17 +4,19 @@ It lists ``Member`` entries (sizes, names, kinds, a header problem if any) and s
 bytes, never more than declared, checking its CRC. Store, Deflate, BZip2 and LZMA are read, each
 decompressed in bounded steps; Deflate64 is refused with the commands that re-zip a folder.
 
-Why not the standard library's ``zipfile`` here (each case is a test in tests/scoring/test_archive_hostile.py):
+Why not the standard library's ``zipfile`` here (each case is a test in tests/scoring/test_archive_hostile.py
+or test_archive_tools.py):
 
 * ``zipfile.ZipFile`` decodes names itself: it cuts a name at its first NUL (``"b.png\\0.exe"`` becomes
   ``b.png``) and raises for the whole archive on one flagged-UTF-8 name that is not UTF-8, where the check
   must name the member (``bad_name``, ``bad_name_encoding``). Here names are kept as raw bytes.
 * It reads and keeps the whole central directory before any limit applies; here the end record's entry
   count is checked first (``too_many_members``) and a split zip is named as such.
-* Python 3.11's ``zipfile`` does not detect overlapping entries (a zip bomb); ``_check_layout`` does.
+* The project's Python (3.11.7) ``zipfile`` does not detect overlapping entries (a zip bomb); ``_check_layout`` does.
 * ``ZipExtFile`` compares only the local header's name with the central directory, not its method or
   encryption flag (``test_local_method_disagrees``, ``test_encrypted_only_in_local_header``), and it
-  decompresses BZip2 and LZMA without an output bound (a few KiB of input may unpack to many MiB at once).
+  decompresses BZip2 and LZMA without an output bound: one small read of a tiny member may unpack hundreds
+  of MiB at once (``test_bzip2_and_lzma_output_is_bounded_by_the_declared_size``).
 """
 
 from __future__ import annotations
