@@ -2,9 +2,10 @@
 
 Pillow reads and validates the header (signature, IHDR and every chunk before the pixel data, CRCs
 included) without decoding a pixel; the pixel limit is applied to the size it reads before any
-decoder runs. Two things are read from the IHDR bytes themselves, Pillow having checked them: the bit
-depth (Pillow reports 16-bit RGB as mode ``RGB``, where the check must say ``bit_depth``) and the colour
-type, for the same wording as the organisers' instructions ("16-bit grayscale", "palette").
+decoder runs. What is read from the IHDR bytes themselves, Pillow having checked their CRC: the bit
+depth (Pillow reports 16-bit RGB as mode ``RGB``, where the check must say ``bit_depth``), the colour
+type (for the wording of the organisers' instructions: "16-bit grayscale", "palette"), and the
+compression, filter and interlace methods, which Pillow does not check.
 """
 
 from __future__ import annotations
@@ -61,9 +62,10 @@ def image_problems(data: bytes, image: ExpectedImage, limits: ArchiveLimits) -> 
                 f"expected {image.width}x{image.height}",
             )
         ]
-    if not mode or width <= 0 or height <= 0:
+    depth, colour, compression, filtering, interlace = data[24:29]
+    # Pillow decodes a PNG with an unknown compression or filter method, which libpng (and OpenCV) refuses.
+    if not mode or width <= 0 or height <= 0 or compression or filtering or interlace not in (0, 1):
         return [("corrupt_png", "is a damaged PNG: its IHDR header is invalid")]
-    depth, colour = data[24], data[25]
     found = []
     if colour != 2:
         depth_note = f"{depth}-bit " if depth != 8 else ""
