@@ -29,6 +29,17 @@ _DAMAGED = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error
 _CHUNK_PARSER = (IndexError, KeyError, TypeError, ArithmeticError, MemoryError)
 
 
+def declared_size(head: bytes) -> tuple[int, int] | None:
+    """The (width, height) a PNG's IHDR declares, from its first 24 bytes; None when it is no PNG.
+
+    For a PNG that is streamed rather than kept (a challenge bundle's inputs are hashed as they are read),
+    where Pillow cannot be handed the whole file: the two fields are read by hand."""
+    if not head.startswith(PNG_SIGNATURE) or head[12:16] != b"IHDR" or len(head) < 24:
+        return None
+    width, height = struct.unpack_from(">2I", head, 16)
+    return width, height
+
+
 def image_problems(data: bytes, image: ExpectedImage, limits: ArchiveLimits) -> list[tuple[str, str]]:
     """What is wrong with ``data`` as the PNG expected at ``image``, as (code, reason) pairs, before decoding."""
     if not data.startswith(PNG_SIGNATURE):

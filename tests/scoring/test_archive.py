@@ -342,6 +342,16 @@ def test_unknown_ihdr_methods_are_corrupt_png(tmp_path: Path, offset: int, value
     assert codes(check(write_zip(tmp_path / "sub.zip", images))) == [("corrupt_png", "CelebA/b.png")]
 
 
+def test_declared_size_reads_a_streamed_pngs_header() -> None:
+    from scoring.archive.images import declared_size
+
+    head = png_bytes((20, 12))[:24]
+    assert declared_size(head) == (20, 12)
+    assert declared_size(head[:23]) is None  # cut short
+    assert declared_size(b"GIF89a" + head[6:]) is None
+    assert declared_size(head[:12] + b"IDAT" + head[16:]) is None  # IHDR must come first
+
+
 def test_directory_source_passes_and_extracts(tmp_path: Path) -> None:
     images = restored()
     folder = tmp_path / "submission"
