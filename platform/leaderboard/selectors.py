@@ -1,88 +1,51 @@
-"""Reads for the leaderboard. A fixed number of queries, whatever the number of teams.
+"""Reads for the leaderboard: building the board. A fixed number of queries, whatever the number of teams.
 
-A public board is built once per version and kept in this process (``phase_leaderboard``). The
-version is the phase's counter in ``leaderboard.versions`` (raised in the same transaction as a new
-result, a re-run, a disqualification, a changed selection or a renamed team) plus the phase's own
-settings, so every change shows at once and checking costs one primary-key lookup. Anything that
-bypasses the counter (a raw SQL edit, say) shows within ``FR_LEADERBOARD_CACHE_SECONDS`` (default
-300; 0 turns the cache off). Derived things are built once per board and kept with it (``memo``):
-each HTML page of ``ROWS_PER_PAGE`` rows, its charts, the JSON body, its gzip and its entity tag.
+A public board is built once per version and kept in this process (``phase_leaderboard``, over
+``leaderboard.cache``). The version is the phase's counter in ``leaderboard.versions`` (raised in the
+same transaction as a new result, a re-run, a disqualification, a changed selection or a renamed team)
+plus the phase's own settings, so every change shows at once and checking costs one primary-key lookup.
+Anything that bypasses the counter (a raw SQL edit, say) shows within ``FR_LEADERBOARD_CACHE_SECONDS``
+(default 300; 0 turns the cache off). Derived things are built once per board and kept with it (``memo``):
+each HTML page of ``ROWS_PER_PAGE`` rows, its charts, the JSON body, its gzip and its entity tag
+(``leaderboard.http``). Numbers are written by ``leaderboard.formatting``.
 """
 
 from __future__ import annotations
 
-import functools
-import gzip
 import hashlib
 import json
 import os
 import threading
-import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from decimal import ROUND_HALF_UP, Decimal
 from functools import cached_property
 from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db import connection
-from django.db.models import Exists, F, Model, OuterRef, Q, Subquery, Window
+from django.db.models import Exists, F, OuterRef, Q, Subquery, Window
 from django.db.models.expressions import OrderBy
 from django.db.models.functions import RowNumber
 
-from competitions.models import Challenge, Phase
-from leaderboard.models import BoardVersion
+from competitions.models import Phase
+from leaderboard.cache import boards
+from leaderboard.formatting import FormattedNumbers, format4
+from leaderboard.phase_lookup import board_phase as board_phase  # importable from here, as the API does
 from leaderboard.versions import current_version
 from scoring.profile import NTIRE2025_DATASET_SIZES
 from scoring.ranking import ScoredEntry, rank_entries
 from submissions.models import DatasetScore, Submission, SubmissionResult
-from teams.models import Membership, Team
+from teams.models import Membership
 
 METRIC_LABELS = {
     "niqe": "NIQE", "clipiqa": "CLIP-IQA", "maniqa": "MANIQA", "musiq": "MUSIQ", "qalign": "Q-Align", "fid": "FID",
 }
 LOWER_IS_BETTER = {"niqe", "fid"}
 T = TypeVar("T")
-_FOUR_PLACES = Decimal("0.0001")
 ROWS_PER_PAGE = 100  # of the HTML page and its charts; the JSON and CSV exports hold every row
 
 
-def format4(value: Any) -> str:
-    """The text of ``{{ value|floatformat:4 }}``, about three times faster for a finite float.
-
-    A board of 1,000 teams shows some 50,000 numbers; the filter's generic path costs ~17 us each.
-    Ordinary floats take the filter's own steps (the shortest repr as a Decimal, ROUND_HALF_UP to
-    4 places, no sign on a zero, then ``number_format``); anything else goes to the filter itself.
-    """
-    from django.template.defaultfilters import floatformat
-    from django.utils import formats
-
-    if type(value) is not float or not (value == 0 or 1e-12 < abs(value) < 1e15):
-        return str(floatformat(value, 4))  # None, NaN, infinities, extreme exponents, other types
-    rounded = Decimal(repr(value)).quantize(_FOUR_PLACES, ROUND_HALF_UP)
-    return formats.number_format(format(rounded if rounded else abs(rounded), "f"), 4)
-
-
-class _FormattedNumbers:
-    """For the template, formatted on first use (a JSON reader never pays for it): the numbers as
-    ``floatformat:4`` writes them, the metrics in the board's column order."""
-
-    metrics: dict[str, float]
-    id_similarity: float
-    shown: tuple[str, ...]
-
-    @cached_property
-    def cells(self) -> list[str]:
-        return [format4(self.metrics.get(m)) for m in self.shown]
-
-    @cached_property
-    def id_similarity_text(self) -> str:
-        return format4(self.id_similarity)
-
-
 @dataclass
-class Row(_FormattedNumbers):
+class Row(FormattedNumbers):
     rank: int | None
     team: str
     team_id: int
@@ -112,7 +75,7 @@ class Row(_FormattedNumbers):
 
 
 @dataclass
-class DatasetRow(_FormattedNumbers):
+class DatasetRow(FormattedNumbers):
     team: str
     submission_id: int
     image_count: int
@@ -184,14 +147,6 @@ class Leaderboard:
         from django.core.serializers.json import DjangoJSONEncoder
 
         return self.memo("json_bytes", lambda: json.dumps(self.to_json(), cls=DjangoJSONEncoder).encode())
-
-    def json_gzip(self) -> bytes:
-        """``json_bytes()`` compressed, once per board (1.9 MB of JSON for 1,000 teams becomes 0.5 MB)."""
-        return self.memo("json_gzip", lambda: gzip.compress(self.json_bytes(), compresslevel=6, mtime=0))
-
-    def json_etag(self) -> str:
-        """A (weak: plain or gzip) entity tag of ``json_bytes()``, the same in every process that built it."""
-        return self.memo("json_etag", lambda: 'W/"' + hashlib.sha256(self.json_bytes()).hexdigest()[:32] + '"')
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -267,88 +222,6 @@ def cache_seconds() -> float:
     return _setting("FR_LEADERBOARD_CACHE_SECONDS", "300")
 
 
-# phase id -> (version, board, built at): the latest board of each phase only (with its pages, charts and
-# JSON a board of 1,000 teams holds ~6 MB; an older version is never asked for again).
-_boards: OrderedDict[int, tuple[str, Leaderboard, float]] = OrderedDict()
-_boards_lock = threading.Lock()
-_PHASES_KEPT = 32
-
-
-def clear_cache() -> None:
-    """Forget the boards this process keeps (tests, benchmarks)."""
-    with _boards_lock:
-        _boards.clear()
-
-
-def board_phase(*, challenge_slug: str = "", phase_slug: str = "", phase_id: int | None = None,
-                viewer_id: int | None = None) -> Phase | None:
-    """The phase (by slugs or id) with its challenge and its board counter (``board_number``), in one query;
-    with ``viewer_id``, also that user's team in the challenge (``viewer_team``: its id and name, or None).
-
-    The query is written once per process rather than built by the ORM on every request: building and
-    compiling the same joins cost ~1.6 ms (the team lookup another ~1.5 ms), more than all the rest of a
-    cached read."""
-    by_id, with_viewer = phase_id is not None, viewer_id is not None
-    params: list[Any] = [viewer_id] if with_viewer else []
-    params += [phase_id] if by_id else [challenge_slug, phase_slug]
-    with connection.cursor() as cursor:
-        cursor.execute(_board_phase_sql(by_id, with_viewer), params)
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    split = len(Phase._meta.concrete_fields)
-    phase = _from_row(Phase, row[:split])
-    end = split + len(Challenge._meta.concrete_fields)
-    phase.challenge = _from_row(Challenge, row[split:end])
-    phase.board_number = row[end] or 0
-    if with_viewer:
-        team_id, team_name = row[end + 1:end + 3]
-        phase.viewer_team = (Team.from_db(connection.alias, ["id", "challenge_id", "name"],
-                                          [team_id, phase.challenge_id, team_name]) if team_id is not None else None)
-    return phase
-
-
-@functools.cache
-def _board_phase_sql(by_id: bool, with_viewer: bool) -> str:
-    quote = connection.ops.quote_name
-    phase_columns = ", ".join(f"p.{quote(f.column)}" for f in Phase._meta.concrete_fields)
-    challenge_columns = ", ".join(f"c.{quote(f.column)}" for f in Challenge._meta.concrete_fields)
-    where = f"p.{quote('id')} = %s" if by_id else f"c.{quote('slug')} = %s AND p.{quote('slug')} = %s"
-    viewer_columns = viewer_joins = ""
-    if with_viewer:  # one team per user per challenge: a unique constraint on the membership
-        viewer_columns = f", t.{quote('id')}, t.{quote('name')}"
-        viewer_joins = (
-            f" LEFT JOIN {quote(Membership._meta.db_table)} m ON m.{quote('challenge_id')} = p.{quote('challenge_id')}"
-            f" AND m.{quote('user_id')} = %s"
-            f" LEFT JOIN {quote(Team._meta.db_table)} t ON t.{quote('id')} = m.{quote('team_id')}")
-    # Only names from the models' metadata go into the text; the slugs and ids are parameters.
-    return (f"SELECT {phase_columns}, {challenge_columns}, v.{quote('number')}{viewer_columns}"  # noqa: S608
-            f" FROM {quote(Phase._meta.db_table)} p"
-            f" JOIN {quote(Challenge._meta.db_table)} c ON c.{quote('id')} = p.{quote('challenge_id')}"
-            f" LEFT JOIN {quote(BoardVersion._meta.db_table)} v ON v.{quote('phase_id')} = p.{quote('id')}"
-            f"{viewer_joins} WHERE {where}")
-
-
-@functools.cache
-def _converters(model: type[Model]) -> list[tuple[Any, list[Callable[..., Any]]]]:
-    """Per concrete field, the converters the ORM applies to a value read from this database (JSON text,
-    SQLite's dates and booleans)."""
-    found = []
-    for model_field in model._meta.concrete_fields:
-        column = model_field.get_col(model._meta.db_table)
-        found.append((column, connection.ops.get_db_converters(column) + column.get_db_converters(connection)))
-    return found
-
-
-def _from_row(model: type[Model], values: tuple[Any, ...]) -> Any:
-    converted = []
-    for value, (column, converters) in zip(values, _converters(model), strict=True):
-        for convert in converters:
-            value = convert(value, column, connection)
-        converted.append(value)
-    return model.from_db(connection.alias, [f.attname for f in model._meta.concrete_fields], converted)
-
-
 def board_version(phase: Phase) -> str:
     """Names what the board of ``phase`` shows: the phase's counter (``leaderboard.versions``: read with the
     phase by ``board_phase``, else one primary-key lookup) and a digest of the phase's own settings."""
@@ -380,20 +253,13 @@ def phase_leaderboard(phase: Phase, viewer=None) -> Leaderboard:
     if ttl <= 0:
         return _build(phase, metrics, "")
     version = board_version(phase)
-    with _boards_lock:
-        cached = _boards.get(phase.pk)
-        # The age limit bounds how long a change that bypassed the version counter stays hidden.
-        if cached is not None and cached[0] == version and time.monotonic() - cached[2] < ttl:
-            _boards.move_to_end(phase.pk)
-            # This request's phase object (its name, dates, challenge) with the cached rows and memo.
-            return replace(cached[1], phase=phase)
+    cached = boards.get(phase.pk, version, ttl)
+    if cached is not None:
+        # This request's phase object (its name, dates, challenge) with the cached rows and memo.
+        return replace(cached, phase=phase)
     board = _build(phase, metrics, "")
     board.cached = True
-    with _boards_lock:
-        _boards[phase.pk] = (version, board, time.monotonic())
-        _boards.move_to_end(phase.pk)
-        while len(_boards) > _PHASES_KEPT:
-            _boards.popitem(last=False)
+    boards.put(phase.pk, version, board)
     return board
 
 

@@ -17,7 +17,8 @@ from django.core.cache import cache
 from django.db import IntegrityError
 
 from leaderboard.models import RankStability
-from leaderboard.selectors import board_phase, board_version, rank_stability_inputs, rank_stability_max_teams
+from leaderboard.phase_lookup import board_phase
+from leaderboard.selectors import board_version, rank_stability_inputs, rank_stability_max_teams
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
-"""The leaderboard page (a page of ``ROWS_PER_PAGE`` teams), its charts' data and its JSON export.
+"""The leaderboard page (a page of ``ROWS_PER_PAGE`` teams), its charts' data and its JSON export
+(``leaderboard.http``: gzip and entity tags; its responses stay importable from here for the API).
 
 Everything a public board shows is built once per board version and page (``Leaderboard.memo``):
 a request then costs the phase lookup, the version lookup and, for a signed-in reader, their team.
@@ -9,20 +10,20 @@ from __future__ import annotations
 import json
 
 from django.conf import settings
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotModified
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
-from django.utils.cache import patch_vary_headers
 from django.utils.safestring import mark_safe
 
 from competitions.models import Phase
 from leaderboard.charts import dataset_chart_options, leaderboard_charts, stability_charts
+from leaderboard.http import board_json_response, stability_json_response
+from leaderboard.phase_lookup import board_phase
 from leaderboard.selectors import (
     LOWER_IS_BETTER,
     METRIC_LABELS,
     Leaderboard,
     StabilityView,
-    board_phase,
     is_organizer,
     phase_leaderboard,
     rank_stability_view,
@@ -103,25 +104,6 @@ def leaderboard_charts_json(request: HttpRequest, slug: str, phase: str) -> Http
     return HttpResponse(body, content_type="application/json")
 
 
-def board_json_response(request: HttpRequest, board: Leaderboard) -> HttpResponse:
-    """The whole board as JSON (every row). A cached board's answer is gzip-compressed when the client accepts
-    it and is 304 Not Modified when the client has this version (both computed once per board); a board
-    built for this request alone (an organizer's preview, the cache turned off) is sent as it is."""
-    if not board.cached:
-        return HttpResponse(board.json_bytes(), content_type="application/json")
-    etag = board.json_etag()
-    if etag in request.headers.get("If-None-Match", ""):
-        response: HttpResponse = HttpResponseNotModified()
-    elif "gzip" in request.headers.get("Accept-Encoding", ""):
-        response = HttpResponse(board.json_gzip(), content_type="application/json")
-        response["Content-Encoding"] = "gzip"
-    else:
-        response = HttpResponse(board.json_bytes(), content_type="application/json")
-    response["ETag"] = etag
-    patch_vary_headers(response, ["Accept-Encoding"])
-    return response
-
-
 def leaderboard_json(request: HttpRequest, slug: str, phase: str) -> HttpResponse:
     return board_json_response(request, phase_leaderboard(_phase(slug, phase), request.user))
 
@@ -151,12 +133,6 @@ def rank_stability(request: HttpRequest, slug: str, phase: str) -> HttpResponse:
         context["rows"] = [{**t, "beats": beats[t["team"]], "win_percent": 100 * t["win_share"]}
                            for t in data["teams"]]
     return render(request, "leaderboard_stability.html", context)
-
-
-def stability_json_response(view: StabilityView) -> HttpResponse:
-    from django.core.serializers.json import DjangoJSONEncoder
-
-    return HttpResponse(json.dumps(view.to_json(), cls=DjangoJSONEncoder), content_type="application/json")
 
 
 def rank_stability_json(request: HttpRequest, slug: str, phase: str) -> HttpResponse:

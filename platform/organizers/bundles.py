@@ -28,6 +28,7 @@ from django.utils.dateparse import parse_datetime
 
 from competitions.models import Challenge, InputImage, Phase
 from scoring.archive import ArchiveLimits, ArchiveMemberError, SafeZip
+from scoring.archive.images import declared_size
 from scoring.profile import PRESETS, ScoringProfile, get_profile
 from submissions.models import Submission
 
@@ -38,7 +39,6 @@ SCHEMA_PATH = Path(settings.BASE_DIR) / "docs" / "bundle.schema.json"
 CHUNK = 1 << 20
 # What a part of a manifest the schema refused raises when the meaning checks look at it.
 _MALFORMED = (KeyError, TypeError, AttributeError, ValueError)
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 @dataclass(frozen=True)
@@ -461,9 +461,10 @@ def _member_problems(archive: SafeZip, member: str, where: str, entry: dict[str,
 
 
 def _png_problems(member: str, head: bytes, image: dict[str, Any], max_pixels: int) -> list[BundleProblem]:
-    if not head.startswith(_PNG_SIGNATURE) or head[12:16] != b"IHDR":
+    size = declared_size(head)
+    if size is None:
         return [BundleProblem("not_png", member, "is not a PNG image")]
-    width, height = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    width, height = size
     if (width, height) != (image["width"], image["height"]):
         return [BundleProblem("wrong_size", member, f"is {width}x{height}, the manifest says"
                                                     f" {image['width']}x{image['height']}")]

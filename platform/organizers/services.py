@@ -7,11 +7,7 @@ from __future__ import annotations
 
 import logging
 import re
-import stat
 import tempfile
-import zipfile
-import zlib
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -26,6 +22,8 @@ from django.db import IntegrityError, transaction
 from competitions import services as competition_services
 from competitions.models import Challenge, InputDataset, InputImage, Phase
 from organizers import bundles, selectors
+from scoring.archive import ArchiveLimits
+from scoring.archive.input_set import extract_input_set, problem_list
 from scoring.inputs import InputSetError, Landmarks, check_landmarks_cover, read_landmarks, scan_inputs, write_landmarks
 from scoring.profile import get_profile
 from submissions.models import Submission
@@ -119,6 +117,12 @@ class InputArchiveLimits:
     max_pixels: int = 4096 * 4096
     max_csv_bytes: int = 64 * 1024**2
 
+    def archive_limits(self) -> ArchiveLimits:
+        """The zip reader's limits for an input set: a member is one image, the total all of them."""
+        return ArchiveLimits(max_archive_bytes=self.max_archive_bytes, max_members=self.max_members,
+                             max_total_uncompressed=self.max_total_bytes, max_member_bytes=self.max_image_bytes,
+                             max_image_pixels=self.max_pixels)
+
 
 def input_archive_limits() -> InputArchiveLimits:
     overrides = getattr(settings, "FR_INPUT_SET_LIMITS", None) or {}
@@ -136,95 +140,10 @@ class NoFaceFound(InputSetError):
         )
 
 
-_MEMBER = re.compile(
-    r"^(?P<dataset>[A-Za-z0-9][A-Za-z0-9_.+-]{0,99})/(?P<stem>[A-Za-z0-9][A-Za-z0-9_.+-]{0,199})\.png$")
-_JUNK_PARTS = frozenset({"__MACOSX", ".DS_Store", "Thumbs.db", "desktop.ini"})
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def _is_junk(name: str) -> bool:
-    return any(part in _JUNK_PARTS or part.startswith("._") for part in name.split("/"))
-
-
-def _common_folder(names: Iterable[str]) -> str:
-    """``inputs/`` when every member is ``inputs/<Dataset>/<stem>.png`` (a zipped folder), else ``""``."""
-    parts = [name.split("/") for name in names]
-    if parts and all(len(p) == 3 for p in parts) and len({p[0] for p in parts}) == 1:
-        return parts[0][0] + "/"
-    return ""
-
-
 def extract_input_archive(source: IO[bytes], dest: Path, limits: InputArchiveLimits | None = None) -> int:
-    """Extract ``<Dataset>/<stem>.png`` members under ``dest`` with names built from the checked parts.
-
-    Every name, size and flag is checked from the central directory before a byte is extracted; symlinks,
-    encrypted members, other compressions, odd names and duplicates are refused; each member's output is
-    capped at its declared size. Raises InputSetError listing the problems."""
-    limits = limits or input_archive_limits()
-    try:
-        archive = zipfile.ZipFile(source)
-    except (zipfile.BadZipFile, OSError, ValueError):
-        raise InputSetError("The input set is not a readable zip archive.") from None
-    with archive:
-        infos = archive.infolist()
-        if len(infos) > limits.max_members:
-            raise InputSetError(f"The archive has {len(infos)} members; at most {limits.max_members} are accepted.")
-        files = [i for i in infos if not i.is_dir() and not _is_junk(i.filename)]
-        prefix = _common_folder(i.filename for i in files)
-        problems: list[str] = []
-        wanted: list[tuple[zipfile.ZipInfo, str, str]] = []
-        seen: set[str] = set()
-        total = 0
-        for info in files:
-            name = info.filename
-            relative = name[len(prefix):]
-            match = _MEMBER.match(relative)
-            if stat.S_ISLNK(info.external_attr >> 16):
-                problems.append(f"{name}: a symbolic link")
-            elif info.flag_bits & 0x1:
-                problems.append(f"{name}: encrypted")
-            elif match is None:
-                problems.append(f"{name}: not <Dataset>/<stem>.png (letters, digits, . _ + - only)")
-            elif info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-                problems.append(f"{name}: compressed with an unsupported method")
-            elif info.file_size > limits.max_image_bytes:
-                problems.append(f"{name}: {info.file_size} bytes, more than {limits.max_image_bytes}")
-            elif relative.casefold() in seen:
-                problems.append(f"{name}: appears twice")
-            else:
-                seen.add(relative.casefold())
-                total += info.file_size
-                wanted.append((info, match["dataset"], match["stem"]))
-        if total > limits.max_total_bytes:
-            problems.append(f"the images add up to {total} bytes, more than {limits.max_total_bytes}")
-        if not wanted and not problems:
-            problems.append("no <Dataset>/<stem>.png image in the archive")
-        if problems:
-            raise InputSetError(_problem_list("The input archive was refused", problems))
-        for info, dataset, stem in wanted:
-            target = dest / dataset / f"{stem}.png"
-            target.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                with archive.open(info) as member, open(target, "xb") as out:
-                    head = member.read(len(_PNG_SIGNATURE))
-                    if head != _PNG_SIGNATURE:
-                        problems.append(f"{info.filename}: not a PNG file")
-                        continue
-                    out.write(head)
-                    left = info.file_size - len(head)
-                    while left > 0 and (block := member.read(min(1 << 20, left))):
-                        out.write(block)
-                        left -= len(block)
-            except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
-                problems.append(f"{info.filename}: unreadable ({type(exc).__name__})")
-        if problems:
-            raise InputSetError(_problem_list("The input archive was refused", problems))
-    return len(wanted)
-
-
-def _problem_list(title: str, problems: list[str], shown: int = 20) -> str:
-    more = f"\n... and {len(problems) - shown} more" if len(problems) > shown else ""
-    return f"{title}:\n" + "\n".join(problems[:shown]) + more
+    """Extract ``<Dataset>/<stem>.png`` members under ``dest``, read under the participants' archive rules
+    (``scoring.archive.input_set``). Raises InputSetError listing the problems."""
+    return extract_input_set(source, dest, (limits or input_archive_limits()).archive_limits())
 
 
 def _save_upload(upload: File, target: Path, max_bytes: int, what: str) -> Path:
@@ -281,7 +200,7 @@ def _load_from(phase: Phase, root: Path, archive: File, landmarks_csv: File | No
     images = scan_inputs(inputs)
     too_big = [i.relpath for i in images if i.width * i.height > limits.max_pixels]
     if too_big:
-        raise InputSetError(_problem_list(f"Images over {limits.max_pixels} pixels", too_big))
+        raise InputSetError(problem_list(f"Images over {limits.max_pixels} pixels", too_big))
     landmarks: dict[str, Landmarks] = {}
     if landmarks_csv is not None:
         landmarks = read_landmarks(_save_upload(landmarks_csv, root / "landmarks-upload.csv", limits.max_csv_bytes,

@@ -13,6 +13,7 @@ from django.core.cache import cache
 from django.urls import reverse
 from django.utils import timezone
 
+from leaderboard import cache as board_cache
 from leaderboard import selectors
 from tests.platform.conftest import NTIRE_DATASETS
 
@@ -23,10 +24,10 @@ TEAMS, PER_PAGE = 23, 10
 @pytest.fixture(autouse=True)
 def small_pages(monkeypatch):
     monkeypatch.setattr(selectors, "ROWS_PER_PAGE", PER_PAGE)
-    selectors.clear_cache()
+    board_cache.clear_cache()
     cache.clear()
     yield
-    selectors.clear_cache()
+    board_cache.clear_cache()
 
 
 @pytest.fixture

@@ -16,7 +16,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from competitions.models import Phase
-from leaderboard import selectors
+from leaderboard import cache as board_cache
+from leaderboard import formatting, phase_lookup
 from submissions.models import Submission
 from tests.platform.conftest import NTIRE_DATASETS
 
@@ -26,10 +27,10 @@ FEW, MANY = 5, 60
 
 @pytest.fixture(autouse=True)
 def empty_caches():
-    selectors.clear_cache()
+    board_cache.clear_cache()
     cache.clear()
     yield
-    selectors.clear_cache()
+    board_cache.clear_cache()
     cache.clear()
 
 
@@ -72,7 +73,7 @@ def counts(client, phase: Phase, teams: int) -> dict[str, tuple[int, int]]:
     """Per view: (queries when the board was just changed, queries when read again)."""
     found = {}
     for kind, url in urls(phase).items():
-        selectors.clear_cache()
+        board_cache.clear_cache()
         cache.clear()
         miss, body = read(client, url)
         assert row_count(kind, body) == teams, kind
@@ -183,7 +184,7 @@ def test_every_change_the_board_shows_is_seen_at_once(client, phase, make_team, 
 
 
 def test_format4_writes_what_floatformat_4_writes():
-    """The board's numbers are formatted in Python (one board holds ~50,000): same text as the filter."""
+    """The board's cells are written by format4: the same text as the template filter."""
     import random
 
     from django.template.defaultfilters import floatformat
@@ -194,7 +195,7 @@ def test_format4_writes_what_floatformat_4_writes():
     values += [0.0, -0.0, -0.00004, 0.00005, 1.00005, 2.00015, -1.00005, 0.99995, 123456789.12345, 1e-300, 5e-05,
                float("nan"), float("inf"), float("-inf"), None, 3, -7, True, "0.5", "x"]
     for value in values:
-        assert selectors.format4(value) == str(floatformat(value, 4)), value
+        assert formatting.format4(value) == str(floatformat(value, 4)), value
 
 
 def test_board_phase_reads_what_the_orm_reads_in_one_query(phase, make_team, make_scored):
@@ -209,8 +210,8 @@ def test_board_phase_reads_what_the_orm_reads_in_one_query(phase, make_team, mak
     make_scored(make_team("Alpha"), 0.5)
     orm = Phase.objects.select_related("challenge").get(pk=phase.pk)
     with CaptureQueriesContext(connection) as queries:
-        by_slugs = selectors.board_phase(challenge_slug="ntire", phase_slug="dev")
-        by_id = selectors.board_phase(phase_id=phase.pk)
+        by_slugs = phase_lookup.board_phase(challenge_slug="ntire", phase_slug="dev")
+        by_id = phase_lookup.board_phase(phase_id=phase.pk)
         assert by_slugs.challenge.title == orm.challenge.title  # no query behind the relation
     assert len(queries) == 2
     for found in (by_slugs, by_id):
@@ -221,8 +222,8 @@ def test_board_phase_reads_what_the_orm_reads_in_one_query(phase, make_team, mak
             model_to_dict(orm.challenge, exclude=["organizers"])
         assert found.board_number == current_version(phase.pk) > 0
         assert found.scores_public == orm.scores_public
-    assert selectors.board_phase(challenge_slug="ntire", phase_slug="nope") is None
-    assert selectors.board_phase(phase_id=phase.pk + 1000) is None
+    assert phase_lookup.board_phase(challenge_slug="ntire", phase_slug="nope") is None
+    assert phase_lookup.board_phase(phase_id=phase.pk + 1000) is None
 
 
 def test_board_phase_reads_the_viewers_team_with_the_phase(phase, challenge, make_team, make_user):
@@ -234,10 +235,10 @@ def test_board_phase_reads_the_viewers_team_with_the_phase(phase, challenge, mak
     make_team("Other Team", owner=outsider, in_challenge=elsewhere)  # a team, but of another challenge
     member = alpha.memberships.get(user__username="alpha2").user
     with CaptureQueriesContext(connection) as queries:
-        seen_by_member = selectors.board_phase(challenge_slug="ntire", phase_slug="dev", viewer_id=member.pk)
-        seen_by_outsider = selectors.board_phase(phase_id=phase.pk, viewer_id=outsider.pk)
+        seen_by_member = phase_lookup.board_phase(challenge_slug="ntire", phase_slug="dev", viewer_id=member.pk)
+        seen_by_outsider = phase_lookup.board_phase(phase_id=phase.pk, viewer_id=outsider.pk)
         assert (seen_by_member.viewer_team.pk, seen_by_member.viewer_team.name) == (alpha.pk, "Alpha")
     assert len(queries) == 2
     assert seen_by_outsider.viewer_team is None
     assert seen_by_member.board_number == seen_by_outsider.board_number
-    assert not hasattr(selectors.board_phase(phase_id=phase.pk), "viewer_team")  # not asked: not read
+    assert not hasattr(phase_lookup.board_phase(phase_id=phase.pk), "viewer_team")  # not asked: not read

@@ -331,6 +331,27 @@ def test_interlaced_png_is_accepted(tmp_path: Path) -> None:
     assert check(write_zip(tmp_path / "sub.zip", images)).ok
 
 
+@pytest.mark.parametrize("offset, value", [(26, 1), (27, 1), (28, 2)])  # compression, filter, interlace
+def test_unknown_ihdr_methods_are_corrupt_png(tmp_path: Path, offset: int, value: int) -> None:
+    # Pillow decodes these anyway; libpng refuses them, so a scorer reading with OpenCV would fail later.
+    damaged = bytearray(raw_png(*SIZE))
+    damaged[offset] = value
+    struct.pack_into(">I", damaged, 29, zlib.crc32(bytes(damaged[12:29])))
+    images = restored()
+    images["CelebA/b.png"] = bytes(damaged)
+    assert codes(check(write_zip(tmp_path / "sub.zip", images))) == [("corrupt_png", "CelebA/b.png")]
+
+
+def test_declared_size_reads_a_streamed_pngs_header() -> None:
+    from scoring.archive.images import declared_size
+
+    head = png_bytes((20, 12))[:24]
+    assert declared_size(head) == (20, 12)
+    assert declared_size(head[:23]) is None  # cut short
+    assert declared_size(b"GIF89a" + head[6:]) is None
+    assert declared_size(head[:12] + b"IDAT" + head[16:]) is None  # IHDR must come first
+
+
 def test_directory_source_passes_and_extracts(tmp_path: Path) -> None:
     images = restored()
     folder = tmp_path / "submission"

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from scoring import archive
-from scoring.archive import ArchiveLimits, check_and_extract
+from scoring.archive import ArchiveLimits, ExpectedImage, check_and_extract, folder, images, zipreader
+from scoring.archive.members import Member as ArchiveMember
 from tests.scoring.test_archive import (
     Member,
     central_records,
@@ -41,23 +41,23 @@ def forbid(monkeypatch: pytest.MonkeyPatch, stage: str, *paths: str) -> None:
         return not paths or path in paths
 
     if stage == "read":
-        for reader in (archive._ZipSource, archive._DirSource):
+        for reader in (zipreader.ZipSource, folder.DirSource):
             real_read = reader.read
 
-            def read(self: object, member: archive._Member, _real=real_read):  # type: ignore[no-untyped-def]
+            def read(self: object, member: ArchiveMember, _real=real_read):  # type: ignore[no-untyped-def]
                 if wanted(member.shown):
                     raise AssertionError(f"the body of {member.shown} was read")
                 return _real(self, member)
 
             monkeypatch.setattr(reader, "read", read)
-    real_decode = archive._decode_problem
+    real_decode = images.decode_problem
 
-    def decode(data: bytes, image: archive.ExpectedImage):  # type: ignore[no-untyped-def]
+    def decode(data: bytes, image: ExpectedImage):  # type: ignore[no-untyped-def]
         if wanted(image.relpath):
             raise AssertionError(f"{image.relpath} was decoded")
         return real_decode(data, image)
 
-    monkeypatch.setattr(archive, "_decode_problem", decode)
+    monkeypatch.setattr(images, "decode_problem", decode)
 
 
 @pytest.fixture

@@ -55,3 +55,19 @@ def test_not_a_zip_and_over_the_size_limit(tmp_path):
     assert [p.code for p in SafeZip(tmp_path / "x.zip", ArchiveLimits()).problems] == ["not_zip"]
     path = make(tmp_path / "b.zip", [("a.txt", b"a" * 100)])
     assert [p.code for p in SafeZip(path, ArchiveLimits(max_archive_bytes=10)).problems] == ["too_large"]
+
+
+def test_an_open_file_is_read_as_a_path_is_and_stays_the_callers(tmp_path):
+    """Input-set uploads arrive as open files: the same names and refusals, and the file is not closed."""
+    path = make(tmp_path / "b.zip", [("./inputs/a.png", b"1"), ("../escape.txt", b"x"), ("inputs/.DS_Store", b"j")])
+    with SafeZip(path, ArchiveLimits()) as by_path:
+        expected = (by_path.names(), [(p.code, p.path) for p in by_path.problems])
+    assert expected == (["inputs/a.png"], [("path_escape", "../escape.txt")])  # "./" dropped, junk skipped
+    with open(path, "rb") as handle:
+        with SafeZip(handle, ArchiveLimits()) as by_file:
+            assert (by_file.names(), [(p.code, p.path) for p in by_file.problems]) == expected
+            assert by_file.read("inputs/a.png") == b"1"
+        assert not handle.closed
+    with open(path, "rb") as handle:
+        refused = SafeZip(handle, ArchiveLimits(max_archive_bytes=10))
+        assert [p.code for p in refused.problems] == ["too_large"]
