@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotModified
 from django.shortcuts import render
 from django.template.loader import render_to_string
@@ -16,6 +17,7 @@ from django.utils.cache import patch_vary_headers
 from django.utils.safestring import mark_safe
 
 from competitions.models import Phase
+from competitions.permissions import is_phase_organizer
 from leaderboard.charts import dataset_chart_options, leaderboard_charts, stability_charts
 from leaderboard.selectors import (
     LOWER_IS_BETTER,
@@ -23,11 +25,10 @@ from leaderboard.selectors import (
     Leaderboard,
     StabilityView,
     board_phase,
-    is_organizer,
     phase_leaderboard,
     rank_stability_view,
 )
-from leaderboard.services import schedule_rank_stability
+from leaderboard.versions import schedule_rank_stability
 from scoring.rank_stability import intervals_csv
 
 
@@ -142,7 +143,7 @@ def rank_stability(request: HttpRequest, slug: str, phase: str) -> HttpResponse:
     data = view.data
     context = {"board": view.board, "phase": view.board.phase, "challenge": view.board.phase.challenge,
                "view": view, "data": data, "charts": stability_charts(data),
-               "organizer": is_organizer(request.user, view.board.phase)}
+               "organizer": is_phase_organizer(request.user, view.board.phase)}
     if data:
         beats = {t["team"]: [] for t in data["teams"]}
         for pair in data["pairs"]:
@@ -154,8 +155,6 @@ def rank_stability(request: HttpRequest, slug: str, phase: str) -> HttpResponse:
 
 
 def stability_json_response(view: StabilityView) -> HttpResponse:
-    from django.core.serializers.json import DjangoJSONEncoder
-
     return HttpResponse(json.dumps(view.to_json(), cls=DjangoJSONEncoder), content_type="application/json")
 
 

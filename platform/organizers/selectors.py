@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Q, QuerySet, Subquery
 from django.utils import timezone
@@ -22,17 +23,27 @@ RERUN_STATES = (State.SCORED, State.FAILED)
 RERUNNABLE_STATES = (State.SCORED, State.FAILED, State.REJECTED)
 
 
-# --------------------------------------------------------------------------- permissions
+# --------------------------------------------------------------------------- input-set archives
 
 
-def is_challenge_organizer(user, challenge: Challenge) -> bool:
-    """Staff, or one of the challenge's organizers (the rule of leaderboard.selectors.is_organizer)."""
-    return bool(user and user.is_authenticated and (
-        user.is_staff or challenge.organizers.filter(pk=user.pk).exists()))
+@dataclass(frozen=True)
+class InputArchiveLimits:
+    max_archive_bytes: int = 8 * 1024**3
+    max_members: int = 20_000
+    max_image_bytes: int = 64 * 1024**2
+    max_total_bytes: int = 16 * 1024**3
+    max_pixels: int = 4096 * 4096
+    max_csv_bytes: int = 64 * 1024**2
 
 
-def can_create_challenge(user) -> bool:
-    return bool(user and user.is_authenticated and (user.is_staff or user.has_perm("competitions.add_challenge")))
+def input_archive_limits() -> InputArchiveLimits:
+    """The limits on an organizer's input-set archive (``FR_INPUT_SET_LIMITS`` overrides any of them)."""
+    overrides = getattr(settings, "FR_INPUT_SET_LIMITS", None) or {}
+    return InputArchiveLimits(**overrides)
+
+
+# --------------------------------------------------------------------------- the organizer's challenges
+# (who may see and do what: competitions.permissions)
 
 
 def organized_challenges(user) -> QuerySet[Challenge]:

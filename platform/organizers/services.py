@@ -25,7 +25,9 @@ from django.db import IntegrityError, transaction
 
 from competitions import services as competition_services
 from competitions.models import Challenge, InputDataset, InputImage, Phase
+from leaderboard.versions import board_changed
 from organizers import bundles, selectors
+from organizers.selectors import InputArchiveLimits, input_archive_limits
 from scoring.inputs import InputSetError, Landmarks, check_landmarks_cover, read_landmarks, scan_inputs, write_landmarks
 from scoring.profile import get_profile
 from submissions import transitions
@@ -109,21 +111,6 @@ def set_published(phase: Phase, published: bool, *, allow_unverified: bool = Fal
 
 
 # --------------------------------------------------------------------------- input sets
-
-
-@dataclass(frozen=True)
-class InputArchiveLimits:
-    max_archive_bytes: int = 8 * 1024**3
-    max_members: int = 20_000
-    max_image_bytes: int = 64 * 1024**2
-    max_total_bytes: int = 16 * 1024**3
-    max_pixels: int = 4096 * 4096
-    max_csv_bytes: int = 64 * 1024**2
-
-
-def input_archive_limits() -> InputArchiveLimits:
-    overrides = getattr(settings, "FR_INPUT_SET_LIMITS", None) or {}
-    return InputArchiveLimits(**overrides)
 
 
 class NoFaceFound(InputSetError):
@@ -328,8 +315,6 @@ def rerun_phase(phase: Phase, by_user, reason: str = "") -> int:
 
 
 def set_disqualified(team: Team, disqualified: bool) -> Team:
-    from leaderboard.versions import board_changed
-
     with transaction.atomic():
         Team.objects.filter(pk=team.pk).update(disqualified=disqualified)
         board_changed(challenge_id=team.challenge_id)

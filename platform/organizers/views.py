@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from competitions import permissions
 from competitions.models import Challenge, Phase
 from competitions.selectors import input_set_summary
 from leaderboard.selectors import (
@@ -46,28 +47,28 @@ from teams.models import Team
 
 def _challenge(request: HttpRequest, slug: str) -> Challenge:
     challenge = get_object_or_404(Challenge, slug=slug)
-    if not selectors.is_challenge_organizer(request.user, challenge):
+    if not permissions.is_organizer(request.user, challenge):
         raise PermissionDenied("Only the challenge's organizers may see this page.")
     return challenge
 
 
 def _phase(request: HttpRequest, slug: str, phase: str) -> Phase:
     found = get_object_or_404(Phase.objects.select_related("challenge"), challenge__slug=slug, slug=phase)
-    if not selectors.is_challenge_organizer(request.user, found.challenge):
+    if not permissions.is_organizer(request.user, found.challenge):
         raise PermissionDenied("Only the challenge's organizers may see this page.")
     return found
 
 
 def _submission(request: HttpRequest, pk: int) -> Submission:
     submission = get_object_or_404(Submission.objects.select_related("phase__challenge", "team"), pk=pk)
-    if not selectors.is_challenge_organizer(request.user, submission.phase.challenge):
+    if not permissions.is_organizer(request.user, submission.phase.challenge):
         raise Http404("No such submission.")
     return submission
 
 
 def _team(request: HttpRequest, pk: int) -> Team:
     team = get_object_or_404(Team.objects.select_related("challenge"), pk=pk)
-    if not selectors.is_challenge_organizer(request.user, team.challenge):
+    if not permissions.is_organizer(request.user, team.challenge):
         raise Http404("No such team.")
     return team
 
@@ -91,7 +92,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     if not request.user.is_authenticated:
         raise PermissionDenied("Log in as an organizer.")
     challenges = selectors.organized_challenges(request.user)
-    can_create = selectors.can_create_challenge(request.user)
+    can_create = permissions.can_create_challenge(request.user)
     if not can_create and not challenges.exists():
         raise PermissionDenied("You organize no challenge.")
     return render(request, "organizers/dashboard.html", {"challenges": challenges, "can_create": can_create})
@@ -99,7 +100,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def challenge_create(request: HttpRequest) -> HttpResponse:
-    if not selectors.can_create_challenge(request.user):
+    if not permissions.can_create_challenge(request.user):
         raise PermissionDenied("Only staff may create challenges.")
     form = ChallengeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -115,7 +116,7 @@ def challenge_create(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def bundle_import(request: HttpRequest) -> HttpResponse:
-    if not selectors.can_create_challenge(request.user):
+    if not permissions.can_create_challenge(request.user):
         raise PermissionDenied("Only staff may create challenges.")
     form = BundleImportForm(request.POST or None, request.FILES or None)
     problems: list[str] = []
@@ -149,7 +150,7 @@ def bundle_download(request: HttpRequest, slug: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def new_edition(request: HttpRequest, slug: str) -> HttpResponse:
     challenge = _challenge(request, slug)
-    if not selectors.can_create_challenge(request.user):
+    if not permissions.can_create_challenge(request.user):
         raise PermissionDenied("Only staff may create challenges.")
     form = NewEditionForm(request.POST or None, challenge=challenge)
     problems: list[str] = []
@@ -176,7 +177,7 @@ def challenge_home(request: HttpRequest, slug: str) -> HttpResponse:
         return redirect("organizers:challenge", slug=challenge.slug)
     return render(request, "organizers/challenge.html", {
         "challenge": challenge, "form": form, "phases": challenge.phases.all(),
-        "can_create": selectors.can_create_challenge(request.user),
+        "can_create": permissions.can_create_challenge(request.user),
         "organizers": challenge.organizers.order_by("username"),
     })
 

@@ -21,15 +21,16 @@ from pathlib import Path
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.files.storage import default_storage
-from django.db import IntegrityError, transaction
+from django.core.mail import send_mail
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from competitions.models import InputImage, Phase
+from competitions.selectors import phase_profile
 from scoring.archive import ArchiveLimits, ExpectedImage, check_and_extract
 from scoring.inputs import InputImage as ScoringInput
 from scoring.inputs import Landmarks
-from scoring.profile import ScoringProfile, get_profile
 from scoring.results import ScoreReport
 from submissions import transitions
 from submissions.models import DatasetScore, FidFeatures, ImageScore, Submission, SubmissionResult
@@ -41,12 +42,6 @@ State = Submission.State
 
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def phase_profile(phase: Phase) -> ScoringProfile:
-    if phase.profile_snapshot:
-        return ScoringProfile.from_dict(phase.profile_snapshot)
-    return get_profile(phase.scoring_profile)
 
 
 def local_input_set(phase: Phase) -> tuple[list[ScoringInput], dict[str, Landmarks]]:
@@ -205,8 +200,6 @@ class Heartbeat:
         self._thread = threading.Thread(target=self._run, name=f"heartbeat-{submission_id}", daemon=True)
 
     def _run(self) -> None:
-        from django.db import connection
-
         try:
             while not self._stop.wait(self.interval):
                 if not transitions.heartbeat(self.submission_id):
@@ -344,8 +337,6 @@ def _notify(submission_id: int) -> None:
     submission = Submission.objects.select_related("submitted_by", "phase").get(pk=submission_id)
     email = submission.submitted_by.email
     if email:
-        from django.core.mail import send_mail
-
         # No score in the mail: the page shows them where the phase's visibility allows.
         reason = f"\n\n{submission.error}" if submission.state != State.SCORED and submission.error else ""
         send_mail(

@@ -7,11 +7,15 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from celery import current_app
+from django.core.exceptions import ValidationError
 from django.core.files.base import File
+from django.core.validators import URLValidator
 from django.db import transaction
 from django.utils import timezone
 
 from competitions.models import Phase
+from competitions.signals import boards_changed
 from submissions import transitions
 from submissions.models import Submission
 from teams.models import Team
@@ -134,6 +138,8 @@ def create_submission(
 
 
 QALIGN_QUEUE = "scoring_qalign"
+# Sent by name: submissions.tasks imports the pipeline and the watchdog, which imports this module.
+SCORING_TASK = "submissions.tasks.score_submission"
 
 
 def scoring_queue(submission_id: int) -> str:
@@ -147,11 +153,10 @@ def scoring_queue(submission_id: int) -> str:
 def enqueue_scoring(submission_id: int) -> bool:
     """Send the scoring task. If the broker is unreachable the submission stays "submitted"
     and the watchdog sends it again later: an upload is never lost to a broker outage."""
-    from submissions.tasks import score_submission
-
     try:
-        score_submission.apply_async((submission_id,), queue=scoring_queue(submission_id), retry=True,
-                                     retry_policy={"max_retries": 2, "interval_start": 0.5, "interval_step": 1})
+        current_app.signature(SCORING_TASK).apply_async(
+            (submission_id,), queue=scoring_queue(submission_id), retry=True,
+            retry_policy={"max_retries": 2, "interval_start": 0.5, "interval_step": 1})
     except Exception:
         logger.exception("could not queue submission %s; the watchdog will retry", submission_id)
         return False
@@ -181,12 +186,10 @@ def rerun_submission(submission: Submission, by_user, reason: str = "") -> bool:
 
 
 def select_submission(submission: Submission) -> None:
-    from leaderboard.versions import board_changed
-
     with transaction.atomic():
         Submission.objects.filter(phase=submission.phase, team=submission.team).update(is_selected=False)
         Submission.objects.filter(pk=submission.pk).update(is_selected=True)
-        board_changed(phase_ids=[submission.phase_id])
+        boards_changed.send(sender=Submission, phase_ids=[submission.phase_id])
 
 
 MAX_FACTSHEET_BYTES = 20 * 1024 * 1024
@@ -194,9 +197,6 @@ MAX_FACTSHEET_BYTES = 20 * 1024 * 1024
 
 def attach_factsheet(submission: Submission, *, user, factsheet: File | None, code_url: str) -> Submission:
     """The test phase's final entry carries a factsheet (PDF) and a link to the team's code, as NTIRE required."""
-    from django.core.exceptions import ValidationError
-    from django.core.validators import URLValidator
-
     if submission.phase.kind != submission.phase.Kind.TEST:
         raise SubmissionRefused("Factsheets and code links belong to test-phase submissions.")
     if not submission.team.memberships.filter(user=user).exists():
