@@ -213,9 +213,6 @@ FR_RESEND_AFTER = env.int("FR_RESEND_AFTER", default=900)
 FR_PRELOAD_MODELS = env.bool("FR_PRELOAD_MODELS", default=True)
 # A public board is rebuilt at least this often (seconds) even when its version did not change; 0: every request.
 FR_LEADERBOARD_CACHE_SECONDS = env.float("FR_LEADERBOARD_CACHE_SECONDS", default=300.0)
-# Inputs without landmarks the organizers' input-set form may run RetinaFace on within one request (~0.45 s
-# an image on a CPU; more raise a clear error pointing to `python -m scoring landmarks`).
-FR_WEB_DETECT_MAX = env.int("FR_WEB_DETECT_MAX", default=100)
 
 if PRODUCTION:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from competitions.models import Challenge, Phase
 from leaderboard.selectors import counted_results, shown_metrics
+from organizers.models import InputSetJob
 from scoring.profile import ScoringProfile
 from scoring.results import DatasetResult, ImageResult, ScoreReport
 from submissions.models import Submission, SubmissionResult
@@ -40,6 +41,21 @@ def input_archive_limits() -> InputArchiveLimits:
     """The limits on an organizer's input-set archive (``FR_INPUT_SET_LIMITS`` overrides any of them)."""
     overrides = getattr(settings, "FR_INPUT_SET_LIMITS", None) or {}
     return InputArchiveLimits(**overrides)
+
+
+def recent_input_set_jobs(phase: Phase, limit: int = 5) -> list[InputSetJob]:
+    """The phase's latest uploads that waited for RetinaFace, newest first (the phase page links them)."""
+    return list(InputSetJob.objects.filter(phase=phase)[:limit])
+
+
+def input_set_job_status(job: InputSetJob) -> dict[str, Any]:
+    """What the job's progress page shows (and its JSON sends): done of total faces located, the outcome."""
+    return {
+        "id": job.pk, "state": job.state, "final": job.is_final, "done": job.done, "total": job.to_locate,
+        "images": job.images, "from_csv": job.from_csv, "error": job.error, "no_face": job.no_face,
+        "created_at": job.created_at.isoformat(),
+        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+    }
 
 
 # --------------------------------------------------------------------------- the organizer's challenges

@@ -9,7 +9,7 @@ from pathlib import PurePosixPath
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.files.storage import default_storage
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -37,6 +37,7 @@ from organizers.forms import (
     PhaseForm,
     RerunForm,
 )
+from organizers.models import InputSetJob
 from scoring.inputs import InputSetError
 from submissions import services as submission_services
 from submissions.models import Submission
@@ -201,13 +202,13 @@ def phase_create(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 def _phase_page(request: HttpRequest, phase: Phase, *, input_form: InputSetForm | None = None,
-                baseline_form: BaselineForm | None = None, no_face: list[str] | None = None) -> HttpResponse:
+                baseline_form: BaselineForm | None = None) -> HttpResponse:
     metrics = shown_metrics(phase)
     entries = selectors.phase_entries(phase)
     return render(request, "organizers/phase.html", {
         "challenge": phase.challenge, "phase": phase, "datasets": input_set_summary(phase),
         "input_form": input_form or InputSetForm(), "baseline_form": baseline_form or BaselineForm(),
-        "rerun_form": RerunForm(), "no_face": no_face or [],
+        "rerun_form": RerunForm(), "input_set_jobs": selectors.recent_input_set_jobs(phase),
         "entries": entries, "metric_labels": [METRIC_LABELS.get(m, m) for m in metrics],
         "unverified": selectors.unverified_count(phase, entries), "rerunnable": selectors.rerun_count(phase),
         "recipients": selectors.phase_recipients(phase).count(),
@@ -253,17 +254,34 @@ def input_set_upload(request: HttpRequest, slug: str, phase: str) -> HttpRespons
     if not form.is_valid():
         return _phase_page(request, found, input_form=form)
     try:
-        loaded = services.load_input_set_upload(found, form.cleaned_data["archive"], form.cleaned_data["landmarks"],
-                                                form.cleaned_data["thresholds"])
-    except services.NoFaceFound as exc:  # the page lists them; the form keeps its choices
-        return _phase_page(request, found, input_form=form, no_face=exc.missing)
+        outcome = services.load_input_set_upload(found, form.cleaned_data["archive"], form.cleaned_data["landmarks"],
+                                                 form.cleaned_data["thresholds"], by_user=request.user)
     except InputSetError as exc:
         form.add_error(None, str(exc))
         return _phase_page(request, found, input_form=form)
-    detected = f", {loaded.detected} located by RetinaFace" if loaded.detected else ""
-    messages.success(request, f"Input set stored: {loaded.images} images ({loaded.from_csv} landmarks from the CSV"
-                              f"{detected}).")
+    if isinstance(outcome, InputSetJob):  # RetinaFace runs on a worker: its progress page
+        return redirect("organizers:input-set-job", slug=slug, phase=found.slug, pk=outcome.pk)
+    messages.success(request, f"Input set stored: {outcome.images} images ({outcome.from_csv} landmarks from the"
+                              " CSV).")
     return redirect("organizers:phase", slug=slug, phase=found.slug)
+
+
+def _job(request: HttpRequest, slug: str, phase: str, pk: int) -> tuple[Phase, InputSetJob]:
+    found = _phase(request, slug, phase)
+    return found, get_object_or_404(InputSetJob, pk=pk, phase=found)
+
+
+@require_GET
+def input_set_job(request: HttpRequest, slug: str, phase: str, pk: int) -> HttpResponse:
+    found, job = _job(request, slug, phase, pk)
+    return render(request, "organizers/input_set_job.html", {
+        "challenge": found.challenge, "phase": found, "job": job, "status": selectors.input_set_job_status(job)})
+
+
+@require_GET
+def input_set_job_json(request: HttpRequest, slug: str, phase: str, pk: int) -> HttpResponse:
+    _found, job = _job(request, slug, phase, pk)
+    return JsonResponse(selectors.input_set_job_status(job))
 
 
 @require_POST
