@@ -44,7 +44,7 @@ import struct
 import unicodedata
 import zlib
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -618,7 +618,7 @@ class _ZipSource:
                     if overlapping.issue is None:
                         overlapping.issue = ("zip_bomb", "overlaps another entry's data, a zip-bomb technique")
 
-    def read(self, member: _Member) -> Iterator[bytes]:
+    def read(self, member: _Member) -> Generator[bytes, None, None]:
         """The member's uncompressed bytes, never more than its declared size."""
         header = self._read_at(member.offset, _LOCAL.size)
         if len(header) != _LOCAL.size or header[:4] != _LOCAL_SIG:
@@ -802,7 +802,7 @@ class _DirSource:
             stack.extend(reversed(subfolders))
         return members
 
-    def read(self, member: _Member) -> Iterator[bytes]:
+    def read(self, member: _Member) -> Generator[bytes, None, None]:
         flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
         try:
             # O_NOFOLLOW/O_NONBLOCK: a file swapped for a link or a FIFO since listing cannot hang or escape.
@@ -1096,9 +1096,9 @@ class _Run:
             for code, reason in header:
                 self.member_problem(code, member, reason)
             return
-        reason = _decode_problem(bytes(data), image)
-        if reason is not None:
-            self.member_problem(reason[0], member, reason[1])
+        decoded = _decode_problem(bytes(data), image)
+        if decoded is not None:
+            self.member_problem(decoded[0], member, decoded[1])
             return
         if self.dest is not None and not self.problems:
             self.write(image, data)

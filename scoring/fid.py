@@ -27,6 +27,7 @@ import os
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import scipy.linalg
@@ -81,8 +82,8 @@ def load_reference_statistics(path: str | Path) -> tuple[np.ndarray, np.ndarray]
     few numpy globals a float array pickle needs are allowed, under both the numpy 1 and 2
     module names since the official file predates numpy 2.
     """
-    reconstruct = np._core.multiarray._reconstruct
-    allowed = [
+    reconstruct = np._core.multiarray._reconstruct  # type: ignore[attr-defined]  # numpy 2's, not in its stubs
+    allowed: list[Any] = [
         (reconstruct, "numpy.core.multiarray._reconstruct"),
         (reconstruct, "numpy._core.multiarray._reconstruct"),
         np.ndarray,
@@ -218,7 +219,7 @@ class FrechetReference:
         count = features.shape[0]
         # The mean in float64 (BasicSR keeps float32): the rank-stability bootstrap recomputes this FID from the
         # stored features with resample weights (ResampledFID), and must find the board's value again to 1e-9.
-        mu = np.mean(features, axis=0, dtype=np.float64)
+        mu = np.asarray(np.mean(features, axis=0, dtype=np.float64))
         # Centre in float64 exactly as np.cov does.
         centred = features.astype(np.float64)
         centred -= centred.mean(axis=0)
@@ -320,7 +321,7 @@ class FIDScorer:
         self.device = torch.device(device)
         # channels_last runs the Inception about twice as fast on CPU (oneDNN); the
         # outputs differ from NCHW only at float32 rounding level.
-        self.extractor = extractor.to(device=self.device, memory_format=torch.channels_last).eval()
+        self.extractor = extractor.to(self.device).to(memory_format=torch.channels_last).eval()
         self.reference = reference
 
     @classmethod

@@ -314,7 +314,7 @@ def _converters(model: type[Model]) -> list[tuple[Any, list[Callable[..., Any]]]
     return found
 
 
-def _from_row(model: type[Model], values: tuple[Any, ...]) -> Any:
+def _from_row(model: Any, values: tuple[Any, ...]) -> Any:  # a model class (Django has no stubs here)
     converted = []
     for value, (column, converters) in zip(values, _converters(model), strict=True):
         for convert in converters:
