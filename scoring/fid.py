@@ -6,7 +6,7 @@ all restored images at once -> mean and ``np.cov`` -> Fréchet distance to the F
 statistics in ``inception_FFHQ_512.pth`` with BasicSR's ``calculate_fid``, i.e.
 ``|mu1 - mu2|^2 + tr(S1) + tr(S2) - 2 tr(sqrtm(S1 S2))`` via ``scipy.linalg.sqrtm``.
 
-That sqrtm of a 2048x2048 product takes tens of seconds on a CPU. Only its trace is
+That sqrtm of a 2048x2048 product is slow on a CPU (docs/performance.md, section 2). Only its trace is
 needed, and with R the symmetric square root of the reference covariance S2,
 S1 S2 = (S1 R) R has the same eigenvalues as R S1 R, a symmetric PSD matrix, so
 ``tr(sqrtm(S1 S2)) = sum(sqrt(eigvalsh(R S1 R)))``. R depends on the reference alone and
@@ -148,9 +148,9 @@ class FrechetReference:
     """Reference statistics with their covariance's square root precomputed.
 
     ``distance(mu, sigma)`` costs two 2048^3 products and one symmetric eigenvalue
-    problem (~1 s on two cores); ``distance_from_features`` costs one N x 2048 x 2048
-    product and an N x N eigenvalue problem (~0.1 s for N = 450), against tens of
-    seconds for scipy's sqrtm.
+    problem; ``distance_from_features`` costs one N x 2048 x 2048 product and an N x N
+    eigenvalue problem, instead of scipy's sqrtm of a 2048 x 2048 product (timings:
+    docs/performance.md, section 2).
     """
 
     def __init__(self, mean: np.ndarray, cov: np.ndarray, *, sqrt_cov: np.ndarray | None = None) -> None:
@@ -319,7 +319,7 @@ class FIDScorer:
         if reference.dim != FEATURE_DIM:
             raise ValueError(f"reference has dimension {reference.dim}, the Inception features {FEATURE_DIM}")
         self.device = torch.device(device)
-        # channels_last runs the Inception about twice as fast on CPU (oneDNN); the
+        # channels_last runs the Inception faster on CPU (oneDNN; docs/performance.md); the
         # outputs differ from NCHW only at float32 rounding level.
         self.extractor = extractor.to(self.device).to(memory_format=torch.channels_last).eval()
         self.reference = reference
