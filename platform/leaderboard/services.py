@@ -23,6 +23,7 @@ from leaderboard.models import RankStability
 from leaderboard.selectors import board_phase, board_version, rank_stability_inputs, rank_stability_max_teams
 from leaderboard.versions import RANK_STABILITY_TASK, scheduled_key
 from scoring.rank_stability import analyse
+from scoring.weights import MODEL_FILES
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +48,6 @@ def _fid_reference():
     # Here, not at the top: scoring.fid and scoring.scorer load torch, which the web process never does.
     from scoring.fid import FrechetReference
     from scoring.scorer import fid_cache_dir
-    from scoring.weights import MODEL_FILES
 
     path = Path(settings.FR_WEIGHTS_DIR) / MODEL_FILES["fid"][1]
     if not path.is_file():

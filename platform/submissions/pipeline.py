@@ -18,6 +18,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.files.storage import default_storage
@@ -90,7 +91,7 @@ def stream_to_file(name: str, target: Path) -> str:
 
 def preload_models() -> list[str]:
     """Load the models of every open phase's profile, so the first submission finds them warm."""
-    from scoring.scorer import load_models
+    from scoring.scorer import load_models  # loads torch: only when a worker asks (see run_submission)
 
     loaded = []
     for phase in Phase.objects.filter(Phase.open_q()):
@@ -146,8 +147,8 @@ def run_submission(submission_id: int) -> str:
             return Submission.objects.get(pk=submission_id).state
 
         profile = phase_profile(phase)
-        # Imported here, not at the top: the web processes import this module (to send the task)
-        # and must not load torch (~500 MiB of RSS) for it.
+        # Imported here, not at the top: scoring.scorer loads torch, and importing this module (the
+        # worker's start-up hook, the demo command) stays light until a submission is scored.
         from scoring.scorer import load_models, score_restored
 
         try:
@@ -266,8 +267,6 @@ def store_result(submission_id: int, report: ScoreReport, seconds: float) -> str
                 batch_size=500,
             )
             if report.fid_features is not None:
-                import numpy as np
-
                 features = np.ascontiguousarray(report.fid_features, dtype=FidFeatures.DTYPE)
                 FidFeatures.objects.create(result=result, images=[i.relpath for i in report.images],
                                            dim=features.shape[1], data=features.tobytes())
