@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from scoring.maniqa import streamline
 from scoring.niqe import FixedOrderNiqe
 from scoring.weights import MODEL_FILES, WeightStore
 
@@ -79,6 +80,7 @@ def create_iqa_metric(
         with _timm_without_hub():
             metric = pyiqa.create_metric("maniqa", device=device, pretrained=False, **opts)
         load_pretrained_network(metric.net, str(path), True)
+        streamline(metric.net)
         return metric.eval()
     if name == "qalign":
         return _create_qalign(store, device, opts)

@@ -10,6 +10,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,6 +101,59 @@ def to_unit_tensor(rgb: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(rgb).permute(2, 0, 1).float().div(255.0)
 
 
+Chunk = tuple[list[np.ndarray], list[np.ndarray], torch.Tensor]
+
+
+def read_chunk(chunk: list[InputImage], restored_dir: Path, device: torch.device) -> Chunk:
+    """The inputs and restorations of one batch, decoded, and the restorations as a tensor ready
+    for ``device`` (in pinned memory for a GPU, so that the copy can overlap with compute)."""
+    lq = [read_rgb(image.path) for image in chunk]
+    restored = [read_rgb(restored_dir / image.relpath) for image in chunk]
+    batch = torch.stack([to_unit_tensor(rgb) for rgb in restored])
+    if device.type == "cuda":
+        batch = batch.pin_memory()
+    return lq, restored, batch
+
+
+class ChunkReader:
+    """Hands out the batches in order; with ``prefetch``, reads batch i+1 in a thread while the
+    caller scores batch i (PIL's decoder and torch's copies release the GIL). An error reading a
+    batch is raised where that batch is asked for, as the plain loop would raise it."""
+
+    def __init__(self, chunks: list[list[InputImage]], restored_dir: Path, device: torch.device,
+                 prefetch: bool = True) -> None:
+        self._chunks = iter(chunks)
+        self._restored_dir = restored_dir
+        self._device = device
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch") if prefetch else None
+        self._ahead: Future[Chunk] | None = None
+
+    def __enter__(self) -> ChunkReader:
+        if self._pool is not None:
+            self._ahead = self._submit()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _submit(self) -> Future[Chunk] | None:
+        chunk = next(self._chunks, None)
+        if chunk is None or self._pool is None:
+            return None
+        return self._pool.submit(read_chunk, chunk, self._restored_dir, self._device)
+
+    def next(self) -> Chunk:
+        if self._pool is None:
+            lq, restored, batch = read_chunk(next(self._chunks), self._restored_dir, self._device)
+        else:
+            assert self._ahead is not None, "more batches asked for than there are"
+            current, self._ahead = self._ahead, None
+            lq, restored, batch = current.result()
+            self._ahead = self._submit()
+        return lq, restored, batch.to(self._device, non_blocking=self._device.type == "cuda")
+
+
 def score_restored(
     inputs: list[InputImage],
     landmarks: dict[str, Landmarks],
@@ -108,17 +162,22 @@ def score_restored(
     models: ScoringModels,
     progress: Progress | None = None,
     batch_size: int = 8,
+    prefetch: bool = True,
 ) -> ScoreReport:
-    """Score ``restored_dir/<Dataset>/<stem>.png`` for every input; the archive check ran before."""
+    """Score ``restored_dir/<Dataset>/<stem>.png`` for every input; the archive check ran before.
+
+    With ``prefetch`` a reader thread decodes the next batch's PNGs (and, for a GPU, copies them
+    to pinned memory) while the models work on the current one; the scores are the same.
+    """
     timings: dict[str, float] = {"load_models": models.load_seconds}
     images: list[ImageResult] = []
     features: list[np.ndarray] = []
-    with models.lock:  # one submission at a time per loaded model set
-        for start in range(0, len(inputs), batch_size):
-            chunk = inputs[start:start + batch_size]
+    chunks = [inputs[start:start + batch_size] for start in range(0, len(inputs), batch_size)]
+    with models.lock, ChunkReader(chunks, Path(restored_dir), models.device, prefetch) as reader:
+        for chunk in chunks:
             tick = time.perf_counter()
-            lq = [read_rgb(image.path) for image in chunk]
-            restored = [read_rgb(Path(restored_dir) / image.relpath) for image in chunk]
+            lq, restored, batch = reader.next()
+            # With prefetching this is only the time spent waiting for the reader thread.
             timings["read"] = timings.get("read", 0.0) + time.perf_counter() - tick
 
             tick = time.perf_counter()
@@ -127,7 +186,6 @@ def score_restored(
             )
             timings["identity"] = timings.get("identity", 0.0) + time.perf_counter() - tick
 
-            batch = torch.stack([to_unit_tensor(rgb) for rgb in restored]).to(models.device)
             per_metric: dict[str, list[float]] = {}
             for name, metric in models.iqa.items():
                 tick = time.perf_counter()

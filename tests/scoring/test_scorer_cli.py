@@ -59,7 +59,10 @@ def scored(weights_dir, tmp_path_factory):
     models = load_models(weights_dir, PROFILE, "cpu")
     first = score_restored(inputs, landmarks, inputs_dir, PROFILE, models)
     second = score_restored(inputs, landmarks, inputs_dir, PROFILE, models)
-    return inputs, first, second
+    # One image a batch, so that there is a next batch to read ahead: with and without the reader thread.
+    ahead = score_restored(inputs, landmarks, inputs_dir, PROFILE, models, batch_size=1)
+    in_turn = score_restored(inputs, landmarks, inputs_dir, PROFILE, models, batch_size=1, prefetch=False)
+    return inputs, first, second, ahead, in_turn
 
 
 def direct_pyiqa(name: str, weights_dir: Path, scratch: Path, **options) -> torch.nn.Module:
@@ -86,7 +89,7 @@ def direct_pyiqa(name: str, weights_dir: Path, scratch: Path, **options) -> torc
 
 @pytest.mark.parametrize("name", ["niqe", "clipiqa", "musiq", "maniqa"])
 def test_score_restored_equals_direct_pyiqa_per_image(scored, weights_dir, tmp_path, name):
-    inputs, report, _ = scored
+    inputs, report, *_ = scored
     metric = direct_pyiqa(name, weights_dir, tmp_path, **PROFILE.metric_options.get(name, {}))
     # score_restored scores both images in one batch; pyiqa here gets one file at a time
     # and reads it itself. MANIQA on one image only (slow on a CPU).
@@ -115,12 +118,17 @@ def pyiqa_luma_is_fma_ordered(path: Path) -> bool:
 
 
 def test_scoring_the_same_folder_twice_gives_identical_numbers(scored):
-    _, first, second = scored
+    _, first, second, _, _ = scored
     assert report_numbers(first) == report_numbers(second)
 
 
+def test_reading_ahead_changes_no_number(scored):
+    _, _, _, ahead, in_turn = scored
+    assert report_numbers(ahead) == report_numbers(in_turn)
+
+
 def test_report_of_restored_equal_to_inputs(scored, weights_dir):
-    inputs, report, _ = scored
+    inputs, report, *_ = scored
     assert [(i.dataset, i.stem) for i in report.images] == [(i.dataset, i.stem) for i in inputs]
     for image in report.images:
         assert abs(image.id_similarity - 1.0) <= TOLERANCE  # the restored image is the input
