@@ -6,7 +6,7 @@ all restored images at once -> mean and ``np.cov`` -> Fréchet distance to the F
 statistics in ``inception_FFHQ_512.pth`` with BasicSR's ``calculate_fid``, i.e.
 ``|mu1 - mu2|^2 + tr(S1) + tr(S2) - 2 tr(sqrtm(S1 S2))`` via ``scipy.linalg.sqrtm``.
 
-That sqrtm of a 2048x2048 product takes tens of seconds on a CPU. Only its trace is
+That sqrtm of a 2048x2048 product is slow on a CPU (docs/performance.md, section 2). Only its trace is
 needed, and with R the symmetric square root of the reference covariance S2,
 S1 S2 = (S1 R) R has the same eigenvalues as R S1 R, a symmetric PSD matrix, so
 ``tr(sqrtm(S1 S2)) = sum(sqrt(eigvalsh(R S1 R)))``. R depends on the reference alone and
@@ -27,6 +27,7 @@ import os
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import scipy.linalg
@@ -81,8 +82,8 @@ def load_reference_statistics(path: str | Path) -> tuple[np.ndarray, np.ndarray]
     few numpy globals a float array pickle needs are allowed, under both the numpy 1 and 2
     module names since the official file predates numpy 2.
     """
-    reconstruct = np._core.multiarray._reconstruct
-    allowed = [
+    reconstruct = np._core.multiarray._reconstruct  # type: ignore[attr-defined]  # numpy 2's, not in its stubs
+    allowed: list[Any] = [
         (reconstruct, "numpy.core.multiarray._reconstruct"),
         (reconstruct, "numpy._core.multiarray._reconstruct"),
         np.ndarray,
@@ -147,9 +148,9 @@ class FrechetReference:
     """Reference statistics with their covariance's square root precomputed.
 
     ``distance(mu, sigma)`` costs two 2048^3 products and one symmetric eigenvalue
-    problem (~1 s on two cores); ``distance_from_features`` costs one N x 2048 x 2048
-    product and an N x N eigenvalue problem (~0.1 s for N = 450), against tens of
-    seconds for scipy's sqrtm.
+    problem; ``distance_from_features`` costs one N x 2048 x 2048 product and an N x N
+    eigenvalue problem, instead of scipy's sqrtm of a 2048 x 2048 product (timings:
+    docs/performance.md, section 2).
     """
 
     def __init__(self, mean: np.ndarray, cov: np.ndarray, *, sqrt_cov: np.ndarray | None = None) -> None:
@@ -218,7 +219,7 @@ class FrechetReference:
         count = features.shape[0]
         # The mean in float64 (BasicSR keeps float32): the rank-stability bootstrap recomputes this FID from the
         # stored features with resample weights (ResampledFID), and must find the board's value again to 1e-9.
-        mu = np.mean(features, axis=0, dtype=np.float64)
+        mu = np.asarray(np.mean(features, axis=0, dtype=np.float64))
         # Centre in float64 exactly as np.cov does.
         centred = features.astype(np.float64)
         centred -= centred.mean(axis=0)
@@ -318,9 +319,9 @@ class FIDScorer:
         if reference.dim != FEATURE_DIM:
             raise ValueError(f"reference has dimension {reference.dim}, the Inception features {FEATURE_DIM}")
         self.device = torch.device(device)
-        # channels_last runs the Inception about twice as fast on CPU (oneDNN); the
+        # channels_last runs the Inception faster on CPU (oneDNN; docs/performance.md); the
         # outputs differ from NCHW only at float32 rounding level.
-        self.extractor = extractor.to(device=self.device, memory_format=torch.channels_last).eval()
+        self.extractor = extractor.to(self.device).to(memory_format=torch.channels_last).eval()
         self.reference = reference
 
     @classmethod

@@ -31,8 +31,8 @@ def _timm_without_hub() -> Iterator[None]:
 
     original = timm.create_model
 
-    def create_model(name: str, pretrained: bool = False, **kwargs: Any) -> torch.nn.Module:
-        return original(name, pretrained=False, **kwargs)
+    def create_model(model_name: str, pretrained: bool = False, *args: Any, **kwargs: Any) -> torch.nn.Module:
+        return original(model_name, False, *args, **kwargs)
 
     with _timm_lock:
         timm.create_model = create_model

@@ -12,7 +12,7 @@ inputs where no face was found (the organizer supplies their landmarks in a CSV)
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -81,22 +81,25 @@ def detect_one(model, image: InputImage, conf_threshold: float = CONFIDENCE) -> 
 
 def detect_landmarks(
     images: Sequence[InputImage], weights_dir: Path | str, device: str | torch.device | None = "auto",
-    conf_threshold: float = CONFIDENCE,
+    conf_threshold: float = CONFIDENCE, progress: Callable[[int, int], None] | None = None,
 ) -> tuple[dict[str, Landmarks], list[str]]:
     """Detect the five landmarks of each image.
 
     Returns (stem -> Landmarks for every image with a face, stems of the images where no face was
     found, in input order). Coordinates are in the image's own pixels, as in ``val_face.csv``.
+    ``progress(done, total)`` is called after each image.
     """
     if not images:
         return {}, []
     model = load_detector(weights_dir, device)
     found: dict[str, Landmarks] = {}
     missing: list[str] = []
-    for image in images:
+    for done, image in enumerate(images, 1):
         landmarks = detect_one(model, image, conf_threshold)
         if landmarks is None:
             missing.append(image.stem)
         else:
             found[image.stem] = landmarks
+        if progress is not None:
+            progress(done, len(images))
     return found, missing

@@ -13,6 +13,7 @@ their last digits (tests hold them within 1e-6 of a direct pyiqa call; the rule 
 from __future__ import annotations
 
 import types
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -22,8 +23,9 @@ from torch import nn
 LAST_READ_BLOCK = 9
 
 
-def trim_unread_vit_blocks(net: nn.Module) -> None:
-    """Drop the ViT blocks after the last one MANIQA reads, and its unused norm and head."""
+def trim_unread_vit_blocks(net: Any) -> None:
+    """Drop the ViT blocks after the last one MANIQA reads, and its unused norm and head (``net``: pyiqa's
+    MANIQA network, whose submodules are untyped)."""
     vit = net.vit
     blocks = list(vit.blocks)
     if len(blocks) <= LAST_READ_BLOCK:
@@ -34,7 +36,7 @@ def trim_unread_vit_blocks(net: nn.Module) -> None:
             setattr(vit, unused, nn.Identity())
 
 
-def _fused_tablock_forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def _fused_tablock_forward(self: Any, x: torch.Tensor) -> torch.Tensor:  # self: one of pyiqa's TABlocks
     batch, channels, tokens = x.shape
     q, k, v = self.c_q(x), self.c_k(x), self.c_v(x)
     attended = F.scaled_dot_product_attention(q, k, v, scale=self.norm_fact)

@@ -42,7 +42,7 @@ def round_to_float32(exact: np.ndarray, error: np.ndarray) -> np.ndarray:
     return rounded
 
 
-def fma32(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+def fma32(a: np.ndarray, b: np.ndarray | np.floating, c: np.ndarray) -> np.ndarray:
     """float32 fused multiply-add, ``round32(a * b + c)``, for float32 ``a``, ``b``, ``c`` (arrays or scalars)."""
     product = a.astype(np.float64) * b  # exact: two 24-bit significands fit in 53 bits
     addend = c.astype(np.float64)

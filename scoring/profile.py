@@ -39,6 +39,11 @@ NTIRE2025_DATASET_SIZES: dict[str, int] = {
 
 IQA_METRICS = ("niqe", "clipiqa", "maniqa", "musiq", "qalign")
 ALL_METRICS = (*IQA_METRICS, "fid")
+# How pages and exports name each metric, and the ones where a lower value is better.
+METRIC_LABELS = {
+    "niqe": "NIQE", "clipiqa": "CLIP-IQA", "maniqa": "MANIQA", "musiq": "MUSIQ", "qalign": "Q-Align", "fid": "FID",
+}
+LOWER_IS_BETTER = frozenset({"niqe", "fid"})
 
 
 @dataclass(frozen=True)

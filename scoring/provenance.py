@@ -51,7 +51,7 @@ def numpy_blas() -> str:
     import numpy as np
 
     try:
-        info = np.show_config(mode="dicts")["Build Dependencies"]["blas"]  # type: ignore[func-returns-value]
+        info = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
         name = f"{info.get('name', 'unknown')} {info.get('version', '')}".strip()
     except Exception:  # noqa: BLE001 - an old numpy without mode="dicts": say so rather than fail
         name = "unknown"

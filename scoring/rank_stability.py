@@ -28,7 +28,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -169,7 +169,7 @@ def per_image_contributions(profile: ScoringProfile, images: Sequence[ImageResul
                      for i in images])
 
 
-def _quantiles(values: np.ndarray, method: str = "linear") -> tuple[float, float]:
+def _quantiles(values: np.ndarray, method: Literal["linear", "inverted_cdf"] = "linear") -> tuple[float, float]:
     low, high = np.quantile(values, [0.025, 0.975], method=method)
     return float(low), float(high)
 
@@ -296,9 +296,9 @@ def analyse(profile: ScoringProfile, teams: Sequence[TeamBoard], *, resamples: i
         fid_mode = "bootstrapped"
     else:
         fid_mode = "held fixed" if len(held_fixed) == len(teams) else "partly held fixed"
-    counts = {name: datasets.count(name) for name in dataset_order(datasets)}
+    per_dataset = {name: datasets.count(name) for name in dataset_order(datasets)}
     stability.sort(key=lambda t: t.board_rank)
-    return RankStability(profile=profile.name, resamples=resamples, seed=seed, alpha=alpha, datasets=counts,
+    return RankStability(profile=profile.name, resamples=resamples, seed=seed, alpha=alpha, datasets=per_dataset,
                          teams=stability, kendall_tau=_tau_summary(taus), pairs=pairs, fid=fid_mode,
                          fid_held_fixed=held_fixed)
 

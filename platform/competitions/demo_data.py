@@ -9,6 +9,7 @@ every crop and flip, so the identity test warps each input correctly.
 from __future__ import annotations
 
 import io
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +44,7 @@ def _degrade(image: Image.Image, rng: np.random.Generator, dataset: str) -> Imag
 
 def make_demo_inputs(folder: Path, per_dataset: int = 2, seed: int = 7) -> Path:
     """Write ``folder/<Dataset>/<stem>.png`` and ``folder/landmarks.csv``; returns the CSV path."""
-    from skimage import data
+    from skimage import data  # here, not at the top: scikit-image is slow to import and only the demo needs it
 
     original = Image.fromarray(data.astronaut())
     rng = np.random.default_rng(seed)
@@ -75,8 +76,6 @@ def make_demo_inputs(folder: Path, per_dataset: int = 2, seed: int = 7) -> Path:
 
 def make_restored_zip(inputs: Path, zip_path: Path, sharpen: bool = True) -> Path:
     """A baseline 'restoration' of every input (a mild unsharp mask), zipped as a team would."""
-    import zipfile
-
     with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as archive:
         for png in sorted(inputs.glob("*/*.png")):
             image = Image.open(png).convert("RGB")

@@ -3,6 +3,7 @@
 from django.db.models import Count, Q
 
 from competitions.models import Challenge, Phase
+from scoring.profile import ScoringProfile, get_profile
 
 
 def open_challenges():
@@ -21,3 +22,10 @@ def phase_counts(phase: Phase) -> dict:
     return phase.submissions.aggregate(
         total=Count("id"), scored=Count("id", filter=Q(state="scored"))
     )
+
+
+def phase_profile(phase: Phase) -> ScoringProfile:
+    """The scoring profile the phase was created with (its snapshot), or the named one for an older phase."""
+    if phase.profile_snapshot:
+        return ScoringProfile.from_dict(phase.profile_snapshot)
+    return get_profile(phase.scoring_profile)

@@ -2,63 +2,50 @@
 
 With no environment at all this is the embedded default: SQLite, local file storage and
 a Celery broker on SQLite (``sqla+sqlite://``). Production sets DATABASE_URL (PostgreSQL),
-CELERY_BROKER_URL (Redis or RabbitMQ) and FR_S3_BUCKET (S3 through django-storages).
+CELERY_BROKER_URL (Redis) and FR_S3_BUCKET (S3 through django-storages).
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlparse
+
+import environ
+
+# Every setting from the environment is read here, through this object, and nowhere else
+# (deploy/env.example documents each one; tests/platform/test_deploy_settings.py checks both ways).
+env = environ.Env()
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
-VAR_DIR = Path(os.environ.get("FR_VAR_DIR", BASE_DIR / "var"))
+VAR_DIR = Path(env.str("FR_VAR_DIR", default=str(BASE_DIR / "var")))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 
-def env_bool(name: str, default: bool = False) -> bool:
-    return os.environ.get(name, str(default)).lower() in ("1", "true", "yes", "on")
+def _database() -> dict:
+    config = env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")
+    if config["ENGINE"] == "django.db.backends.sqlite3":
+        # Web, worker and demo seeding share one file: WAL lets readers run beside a writer.
+        config["OPTIONS"] = {"timeout": 30, "transaction_mode": "IMMEDIATE",
+                             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
+        config["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
+    elif config["ENGINE"] == "django.db.backends.postgresql":
+        config["CONN_MAX_AGE"] = env.int("FR_DB_CONN_MAX_AGE", default=60)
+        config["CONN_HEALTH_CHECKS"] = True
+    else:
+        raise ValueError(f"unsupported DATABASE_URL engine: {config['ENGINE']}")
+    return config
 
 
-def database_from_url(url: str) -> dict:
-    parsed = urlparse(url)
-    if parsed.scheme in ("sqlite", "sqlite3"):
-        path = unquote(parsed.path)[1:] if parsed.path.startswith("//") else unquote(parsed.path)
-        return {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": path or str(VAR_DIR / "db.sqlite3"),
-            # Web, worker and demo seeding share one file: WAL lets readers run beside a writer.
-            "OPTIONS": {"timeout": 30, "transaction_mode": "IMMEDIATE",
-                        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"},
-            "TEST": {"NAME": str(VAR_DIR / "test-db.sqlite3")},
-        }
-    if parsed.scheme in ("postgres", "postgresql", "pgsql"):
-        options = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
-        return {
-            "ENGINE": "django.db.backends.postgresql",
-            "NAME": unquote(parsed.path.lstrip("/")),
-            "USER": unquote(parsed.username or ""),
-            "PASSWORD": unquote(parsed.password or ""),
-            "HOST": parsed.hostname or "",
-            "PORT": str(parsed.port or ""),
-            "CONN_MAX_AGE": int(os.environ.get("FR_DB_CONN_MAX_AGE", "60")),
-            "CONN_HEALTH_CHECKS": True,
-            "OPTIONS": options,
-        }
-    raise ValueError(f"unsupported DATABASE_URL scheme: {parsed.scheme}")
-
-
-DEBUG = env_bool("FR_DEBUG", False)
-PRODUCTION = env_bool("FR_PRODUCTION", False)
-SECRET_KEY = os.environ.get("FR_SECRET_KEY", "")
+DEBUG = env.bool("FR_DEBUG", default=False)
+PRODUCTION = env.bool("FR_PRODUCTION", default=False)
+SECRET_KEY = env.str("FR_SECRET_KEY", default="")
 if not SECRET_KEY:
     if PRODUCTION:
         raise RuntimeError("FR_SECRET_KEY must be set in production")
     SECRET_KEY = "embedded-default-not-secret"  # noqa: S105 - only for the embedded default
 # Rotating the key: put the old one here (comma-separated) so sessions survive the change.
-SECRET_KEY_FALLBACKS = [k for k in os.environ.get("FR_SECRET_KEY_FALLBACKS", "").split(",") if k]
-ALLOWED_HOSTS = [h for h in os.environ.get("FR_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",") if h]
-CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("FR_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+SECRET_KEY_FALLBACKS = env.list("FR_SECRET_KEY_FALLBACKS", default=[])
+ALLOWED_HOSTS = env.list("FR_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("FR_CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -105,7 +92,7 @@ TEMPLATES = [
     }
 ]
 
-DATABASES = {"default": database_from_url(os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}"))}
+DATABASES = {"default": _database()}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -135,19 +122,20 @@ MEDIA_URL = "/media/"
 FILE_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
-S3_BUCKET = os.environ.get("FR_S3_BUCKET", "")
-S3_ACCESS_KEY_ID = os.environ.get("FR_S3_ACCESS_KEY_ID") or None
-S3_SECRET_ACCESS_KEY = os.environ.get("FR_S3_SECRET_ACCESS_KEY") or None
-S3_REGION = os.environ.get("FR_S3_REGION", "us-east-1")
+S3_BUCKET = env.str("FR_S3_BUCKET", default="")
+S3_ACCESS_KEY_ID = env.str("FR_S3_ACCESS_KEY_ID", default="") or None
+S3_SECRET_ACCESS_KEY = env.str("FR_S3_SECRET_ACCESS_KEY", default="") or None
+S3_REGION = env.str("FR_S3_REGION", default="us-east-1")
 # Presigned upload URLs are signed for this address when participants reach S3 elsewhere.
-S3_PUBLIC_ENDPOINT_URL = os.environ.get("FR_S3_PUBLIC_ENDPOINT_URL", "")
+S3_PUBLIC_ENDPOINT_URL = env.str("FR_S3_PUBLIC_ENDPOINT_URL", default="")
+S3_ENDPOINT_URL = env.str("FR_S3_ENDPOINT_URL", default="") or None
 if S3_BUCKET:
     STORAGES = {
         "default": {
             "BACKEND": "storages.backends.s3.S3Storage",
             "OPTIONS": {
                 "bucket_name": S3_BUCKET,
-                "endpoint_url": os.environ.get("FR_S3_ENDPOINT_URL") or None,
+                "endpoint_url": S3_ENDPOINT_URL,
                 "access_key": S3_ACCESS_KEY_ID,
                 "secret_key": S3_SECRET_ACCESS_KEY,
                 "region_name": S3_REGION,
@@ -166,25 +154,26 @@ else:
     }
 
 # Rate limits count in this cache: shared Redis in production, process memory embedded.
+_CACHE_URL = env.str("FR_CACHE_URL", default="")
 CACHES = {
     "default": (
-        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": os.environ["FR_CACHE_URL"]}
-        if os.environ.get("FR_CACHE_URL") else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _CACHE_URL}
+        if _CACHE_URL else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
     )
 }
 # Proxies in front of the site that append the client's address to X-Forwarded-For (nginx: 1).
 # 0 (the default) never reads that header: a client could write anything in it.
-FR_TRUSTED_PROXIES = int(os.environ.get("FR_TRUSTED_PROXIES", "0"))
-FR_INVITATION_DAYS = int(os.environ.get("FR_INVITATION_DAYS", "7"))  # how long an invitation link works
-FR_UPLOAD_RATE = (int(os.environ.get("FR_UPLOAD_RATE_LIMIT", "20")), 3600)  # uploads per user per hour
+FR_TRUSTED_PROXIES = env.int("FR_TRUSTED_PROXIES", default=0)
+FR_INVITATION_DAYS = env.int("FR_INVITATION_DAYS", default=7)  # how long an invitation link works
+FR_UPLOAD_RATE = (env.int("FR_UPLOAD_RATE_LIMIT", default=20), 3600)  # uploads per user per hour
 # How long a direct upload's presigned part URLs work: the whole upload must start its last part by then.
-FR_UPLOAD_URL_LIFETIME = int(os.environ.get("FR_UPLOAD_URL_LIFETIME", str(6 * 3600)))  # seconds
+FR_UPLOAD_URL_LIFETIME = env.int("FR_UPLOAD_URL_LIFETIME", default=6 * 3600)  # seconds
 
-EMAIL_BACKEND = os.environ.get("FR_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
-DEFAULT_FROM_EMAIL = os.environ.get("FR_DEFAULT_FROM_EMAIL", "challenge@localhost")
+EMAIL_BACKEND = env.str("FR_EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env.str("FR_DEFAULT_FROM_EMAIL", default="challenge@localhost")
 
 # --- Celery -------------------------------------------------------------------------------
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", f"sqla+sqlite:///{VAR_DIR / 'celery-broker.sqlite3'}")
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=f"sqla+sqlite:///{VAR_DIR / 'celery-broker.sqlite3'}")
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {"submissions.tasks.score_submission": {"queue": "scoring"}}
@@ -196,40 +185,43 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Redis redelivers an unacknowledged task after this long (the SQLAlchemy transport takes no options).
 CELERY_BROKER_TRANSPORT_OPTIONS = (
-    {"visibility_timeout": int(os.environ.get("FR_VISIBILITY_TIMEOUT", "3600"))}
+    {"visibility_timeout": env.int("FR_VISIBILITY_TIMEOUT", default=3600)}
     if CELERY_BROKER_URL.startswith(("redis", "rediss")) else {}
 )
-CELERY_TASK_ALWAYS_EAGER = env_bool("FR_CELERY_EAGER", False)
+CELERY_TASK_ALWAYS_EAGER = env.bool("FR_CELERY_EAGER", default=False)
 CELERY_BEAT_SCHEDULE = {
-    "watchdog": {"task": "submissions.tasks.watchdog", "schedule": float(os.environ.get("FR_WATCHDOG_INTERVAL", "30"))},
+    "watchdog": {"task": "submissions.tasks.watchdog", "schedule": env.float("FR_WATCHDOG_INTERVAL", default=30.0)},
 }
 
 # --- Scoring ------------------------------------------------------------------------------
-FR_WEIGHTS_DIR = os.environ.get("FR_WEIGHTS_DIR", str(VAR_DIR / "weights"))
-FR_SCORING_DEVICE = os.environ.get("FR_SCORING_DEVICE", "auto")
-FR_SCRATCH_DIR = Path(os.environ.get("FR_SCRATCH_DIR", VAR_DIR / "scratch"))
-FR_SCORING_TIME_LIMIT = int(os.environ.get("FR_SCORING_TIME_LIMIT", "7200"))
-FR_HEARTBEAT_TIMEOUT = int(os.environ.get("FR_HEARTBEAT_TIMEOUT", "300"))
+_WEIGHTS_DIR = env.str("FR_WEIGHTS_DIR", default="")
+FR_WEIGHTS_DIR = _WEIGHTS_DIR or str(VAR_DIR / "weights")
+FR_WEIGHTS_DIR_CONFIGURED = bool(_WEIGHTS_DIR)  # not set: ./dev demo uses the shared test weights
+FR_SCORING_DEVICE = env.str("FR_SCORING_DEVICE", default="auto")
+FR_SCRATCH_DIR = Path(env.str("FR_SCRATCH_DIR", default=str(VAR_DIR / "scratch")))
+FR_SCORING_TIME_LIMIT = env.int("FR_SCORING_TIME_LIMIT", default=7200)
+FR_HEARTBEAT_TIMEOUT = env.int("FR_HEARTBEAT_TIMEOUT", default=300)
 # The rank-stability analysis of each board (docs/rank-stability.md): its draws, how long a board's changes are
 # gathered before one analysis runs, and how many of the board's first ranked teams it covers.
-FR_RANK_STABILITY_RESAMPLES = int(os.environ.get("FR_RANK_STABILITY_RESAMPLES", "1000"))
-FR_RANK_STABILITY_SEED = int(os.environ.get("FR_RANK_STABILITY_SEED", "2025"))
-FR_RANK_STABILITY_DEBOUNCE = int(os.environ.get("FR_RANK_STABILITY_DEBOUNCE", "30"))
-FR_RANK_STABILITY_MAX_TEAMS = int(os.environ.get("FR_RANK_STABILITY_MAX_TEAMS", "50"))
-FR_MAX_ATTEMPTS = int(os.environ.get("FR_MAX_ATTEMPTS", "3"))
+FR_RANK_STABILITY_RESAMPLES = env.int("FR_RANK_STABILITY_RESAMPLES", default=1000)
+FR_RANK_STABILITY_SEED = env.int("FR_RANK_STABILITY_SEED", default=2025)
+FR_RANK_STABILITY_DEBOUNCE = env.int("FR_RANK_STABILITY_DEBOUNCE", default=30)
+FR_RANK_STABILITY_MAX_TEAMS = env.int("FR_RANK_STABILITY_MAX_TEAMS", default=50)
+FR_MAX_ATTEMPTS = env.int("FR_MAX_ATTEMPTS", default=3)
 # A submission still queued after this long is sent to the broker again (its message may have
 # been lost with a broker restart); at most once per this interval.
-FR_RESEND_AFTER = int(os.environ.get("FR_RESEND_AFTER", "900"))
-# Inputs without landmarks the organizers' input-set form may run RetinaFace on within one request (~0.45 s
-# an image on a CPU; more raise a clear error pointing to `python -m scoring landmarks`).
-FR_WEB_DETECT_MAX = int(os.environ.get("FR_WEB_DETECT_MAX", "100"))
+FR_RESEND_AFTER = env.int("FR_RESEND_AFTER", default=900)
+# Scoring workers load their models when they start (frplatform.celery); 0 leaves it to the first run.
+FR_PRELOAD_MODELS = env.bool("FR_PRELOAD_MODELS", default=True)
+# A public board is rebuilt at least this often (seconds) even when its version did not change; 0: every request.
+FR_LEADERBOARD_CACHE_SECONDS = env.float("FR_LEADERBOARD_CACHE_SECONDS", default=300.0)
 
 if PRODUCTION:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    SECURE_SSL_REDIRECT = env_bool("FR_SSL_REDIRECT", True)
+    SECURE_SSL_REDIRECT = env.bool("FR_SSL_REDIRECT", default=True)
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
-    SECURE_HSTS_SECONDS = int(os.environ.get("FR_HSTS_SECONDS", "31536000"))
+    SECURE_HSTS_SECONDS = env.int("FR_HSTS_SECONDS", default=31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
     STORAGES["staticfiles"] = {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"}
@@ -238,5 +230,5 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("FR_LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": env.str("FR_LOG_LEVEL", default="INFO")},
 }

@@ -2,6 +2,7 @@ from accounts import views as account_views
 from accounts.ratelimit import LOGIN_LIMITS, SIGNUP_LIMIT, limit_posts, upload_limit
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.db import connection
 from django.http import JsonResponse
 from django.shortcuts import render
 from django.urls import include, path
@@ -30,8 +31,6 @@ def api_docs(request):
 
 
 def health(request):
-    from django.db import connection
-
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
     return JsonResponse({"status": "ok"})
@@ -48,9 +47,9 @@ urlpatterns = [
     path("accounts/signup/", limit_posts(*SIGNUP_LIMIT)(account_views.signup), name="signup"),
     path("accounts/token/", account_views.api_token, name="api-token"),
     path("accounts/token/regenerate/", account_views.regenerate_token, name="api-token-regenerate"),
-    path("c/<slug:slug>/", competition_views.challenge_detail, name="challenge-detail"),
+    path("c/<slug:slug>/", team_views.challenge_detail, name="challenge-detail"),
     path("c/<slug:slug>/teams/new/", team_views.create, name="team-create"),
-    path("c/<slug:slug>/p/<slug:phase>/", competition_views.phase_detail, name="phase-detail"),
+    path("c/<slug:slug>/p/<slug:phase>/", submission_views.phase_detail, name="phase-detail"),
     path("c/<slug:slug>/p/<slug:phase>/submit/", limited_upload(phase_size_limit(submission_views.upload)),
          name="submission-upload"),
     path("c/<slug:slug>/p/<slug:phase>/leaderboard/", leaderboard_views.leaderboard, name="leaderboard"),
@@ -64,7 +63,7 @@ urlpatterns = [
          name="rank-stability-json"),
     path("c/<slug:slug>/p/<slug:phase>/rank-stability.csv", leaderboard_views.rank_stability_csv,
          name="rank-stability-csv"),
-    path("teams/<int:pk>/", team_views.detail, name="team-detail"),
+    path("teams/<int:pk>/", submission_views.team_detail, name="team-detail"),
     path("teams/<int:pk>/invite/", team_views.invite, name="team-invite"),
     path("teams/<int:pk>/leave/", team_views.leave, name="team-leave"),
     path("teams/<int:pk>/invitations/<int:invitation_id>/revoke/", team_views.revoke, name="team-invitation-revoke"),

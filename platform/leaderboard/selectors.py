@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -22,24 +21,27 @@ from functools import cached_property
 from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db.models import Exists, F, OuterRef, Q, Subquery, Window
+from django.db.models import Exists, F, OuterRef, Q, Window
 from django.db.models.expressions import OrderBy
 from django.db.models.functions import RowNumber
 
 from competitions.models import Phase
+from competitions.permissions import can_see_board
 from leaderboard.cache import boards
 from leaderboard.formatting import FormattedNumbers, format4
+from leaderboard.models import RankStability
 from leaderboard.phase_lookup import board_phase as board_phase  # importable from here, as the API does
 from leaderboard.versions import current_version
-from scoring.profile import NTIRE2025_DATASET_SIZES
+from scoring.profile import LOWER_IS_BETTER, METRIC_LABELS, NTIRE2025_DATASET_SIZES, ScoringProfile
+from scoring.rank_stability import TeamBoard
 from scoring.ranking import ScoredEntry, rank_entries
-from submissions.models import DatasetScore, Submission, SubmissionResult
+from scoring.results import ImageResult
+from submissions.models import DatasetScore, FidFeatures, ImageScore, Submission, SubmissionResult
+from submissions.selectors import counted_results, selection_order
 from teams.models import Membership
 
-METRIC_LABELS = {
-    "niqe": "NIQE", "clipiqa": "CLIP-IQA", "maniqa": "MANIQA", "musiq": "MUSIQ", "qalign": "Q-Align", "fid": "FID",
-}
-LOWER_IS_BETTER = {"niqe", "fid"}
+__all__ = ["LOWER_IS_BETTER", "METRIC_LABELS", "counted_results"]  # re-exported for the pages and exports
+
 T = TypeVar("T")
 ROWS_PER_PAGE = 100  # of the HTML page and its charts; the JSON and CSV exports hold every row
 
@@ -162,31 +164,9 @@ class Leaderboard:
         }
 
 
-def is_organizer(user, phase: Phase) -> bool:
-    return bool(user and user.is_authenticated and (
-        user.is_staff or phase.challenge.organizers.filter(pk=user.pk).exists()))
-
-
 def shown_metrics(phase: Phase) -> list[str]:
     profile_metrics = [t["metric"] for t in phase.profile_snapshot.get("terms", [])]
     return [m for m in (phase.shown_metrics or profile_metrics) if m in profile_metrics] or profile_metrics
-
-
-def selection_order(phase: Phase) -> list[str]:
-    """How a team's scored results are ordered under the phase's selection rule: the first one counts."""
-    if phase.selection == Phase.Selection.LATEST:
-        return ["-submission__created_at", "-submission_id"]
-    if phase.selection == Phase.Selection.SELECTED:
-        return ["-submission__is_selected", "-valid", "-total", "submission__created_at"]
-    return ["-valid", "-total", "submission__created_at", "submission_id"]
-
-
-def counted_results(phase: Phase) -> Subquery:
-    """Per team, the result that counts under the phase's selection rule."""
-    scored = SubmissionResult.objects.filter(
-        submission__phase=phase, submission__team=OuterRef("pk"), submission__state=Submission.State.SCORED
-    )
-    return Subquery(scored.order_by(*selection_order(phase)).values("pk")[:1])
 
 
 def counted_result_rows(phase: Phase) -> list[dict[str, Any]]:
@@ -213,13 +193,8 @@ def counted_result_rows(phase: Phase) -> list[dict[str, Any]]:
     )
 
 
-def _setting(name: str, default: str) -> float:
-    value = getattr(settings, name, None)
-    return float(os.environ.get(name, default) if value is None else value)
-
-
 def cache_seconds() -> float:
-    return _setting("FR_LEADERBOARD_CACHE_SECONDS", "300")
+    return float(settings.FR_LEADERBOARD_CACHE_SECONDS)
 
 
 def board_version(phase: Phase) -> str:
@@ -242,8 +217,7 @@ def phase_leaderboard(phase: Phase, viewer=None) -> Leaderboard:
     when nothing it shows has changed; callers must not modify what they get."""
     metrics = shown_metrics(phase)
     if not phase.scores_public:
-        organizer = is_organizer(viewer, phase)
-        if not organizer:
+        if not can_see_board(viewer, phase):
             notice = ("Scores of this phase are hidden until the organizers publish them."
                       if phase.visibility == Phase.Visibility.HIDDEN
                       else "Scores of this phase are shown to each team on its own submission pages only.")
@@ -302,8 +276,6 @@ def _build(phase: Phase, metrics: list[str], notice: str) -> Leaderboard:
         for name, rows_ in sorted(datasets.items(), key=lambda kv: (kv[0] not in known, known.index(kv[0])
                                                                      if kv[0] in known else 0, kv[0]))
     }
-    from scoring.profile import ScoringProfile
-
     formula = ScoringProfile.from_dict(phase.profile_snapshot).formula() if phase.profile_snapshot else ""
     return Leaderboard(phase, True, notice, metrics, rows, datasets,
                        all_official=all(r.official_weights for r in rows), profile_formula=formula)
@@ -348,8 +320,6 @@ class StabilityView:
 def rank_stability_view(phase: Phase, viewer=None) -> StabilityView:
     """The board as ``viewer`` may see it, with the analysis of its current version when one is stored. The board's
     own rule decides visibility: a board the viewer may not see has no analysis either."""
-    from leaderboard.models import RankStability
-
     board = phase_leaderboard(phase, viewer)
     if not board.visible:
         return StabilityView(board)
@@ -370,10 +340,6 @@ def rank_stability_inputs(phase: Phase) -> tuple[str, list[Any], list[dict[str, 
     The version is read first: rows newer than it only make the analysis look older than it is (it is then never
     shown, and the change that made them schedules another), never the other way round.
     """
-    from scoring.rank_stability import TeamBoard
-    from scoring.results import ImageResult
-    from submissions.models import FidFeatures, ImageScore
-
     version = board_version(phase)
     ranked = [row for row in _build(phase, shown_metrics(phase), "").rows if row.rank is not None]
     limit = rank_stability_max_teams()

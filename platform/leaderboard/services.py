@@ -1,24 +1,30 @@
 """Writes for the leaderboard: the rank-stability analysis of each board (``scoring.rank_stability``).
 
 A change of the board (``leaderboard.versions.board_changed``) schedules the analysis after the writer's
-commit; changes within ``FR_RANK_STABILITY_DEBOUNCE`` seconds share one task, which analyses the board as it is
-when it runs (the latest board wins). Every analysis is stored with the board version it was computed from and
-shown only while the board is still that one; an organizer can ask for one at any time, with other draws.
+commit (``leaderboard.versions.schedule_rank_stability``); changes within ``FR_RANK_STABILITY_DEBOUNCE`` seconds
+share one task, which analyses the board as it is when it runs (the latest board wins). Every analysis is stored
+with the board version it was computed from and shown only while the board is still that one; an organizer can
+ask for one at any time, with other draws.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from pathlib import Path
 
+from celery import current_app
 from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError
 
+from competitions.selectors import phase_profile
 from leaderboard.models import RankStability
 from leaderboard.phase_lookup import board_phase
 from leaderboard.selectors import board_version, rank_stability_inputs, rank_stability_max_teams
+from leaderboard.versions import RANK_STABILITY_TASK, scheduled_key
+from scoring.rank_stability import analyse
+from scoring.weights import MODEL_FILES
 
 logger = logging.getLogger(__name__)
 
@@ -31,49 +37,18 @@ def default_seed() -> int:
     return int(settings.FR_RANK_STABILITY_SEED)
 
 
-def _scheduled_key(phase_id: int) -> str:
-    return f"rank-stability-scheduled:{phase_id}"
-
-
-def schedule_rank_stability(phase_ids: Iterable[int]) -> list[int]:
-    """Send the analysis task for each phase that has none on its way; returns the phases it was sent for.
-
-    Best effort: the analysis is derived data, so a broker that is down must not fail the change that called
-    this (the tab schedules it again when it finds no current analysis)."""
-    from leaderboard import tasks
-
-    countdown = int(settings.FR_RANK_STABILITY_DEBOUNCE)
-    sent = []
-    for phase_id in phase_ids:
-        key = _scheduled_key(phase_id)
-        if not cache.add(key, True, timeout=max(1, countdown)):
-            continue  # one is already waiting: it will read the board as it is when it runs
-        try:
-            tasks.rank_stability.apply_async((phase_id,), countdown=countdown)
-        except Exception:
-            cache.delete(key)
-            logger.warning("could not schedule the rank-stability analysis of phase %s", phase_id, exc_info=True)
-            continue
-        sent.append(phase_id)
-    return sent
-
-
 def request_rank_stability(phase_id: int, *, by_user=None, resamples: int | None = None,
                            seed: int | None = None) -> None:
     """An organizer's demand: analyse the current board now, with these draws (the defaults otherwise)."""
-    from leaderboard import tasks
-
-    tasks.rank_stability.apply_async((phase_id,), {"resamples": resamples, "seed": seed,
-                                                   "user_id": getattr(by_user, "pk", None)})
+    current_app.signature(RANK_STABILITY_TASK).apply_async(
+        (phase_id,), {"resamples": resamples, "seed": seed, "user_id": getattr(by_user, "pk", None)})
 
 
 def _fid_reference():
     """The FID reference of the worker's weights (its square root cached on disk), or None when absent."""
-    from pathlib import Path
-
+    # Here, not at the top: scoring.fid and scoring.scorer load torch, which the web process never does.
     from scoring.fid import FrechetReference
     from scoring.scorer import fid_cache_dir
-    from scoring.weights import MODEL_FILES
 
     path = Path(settings.FR_WEIGHTS_DIR) / MODEL_FILES["fid"][1]
     if not path.is_file():
@@ -85,10 +60,7 @@ def _fid_reference():
 def compute_rank_stability(phase_id: int, *, resamples: int | None = None, seed: int | None = None,
                            user_id: int | None = None) -> str:
     """Analyse the phase's current board and store the analysis with its version; returns what happened."""
-    from scoring.rank_stability import analyse
-    from submissions.pipeline import phase_profile
-
-    cache.delete(_scheduled_key(phase_id))  # a change from now on needs a task of its own
+    cache.delete(scheduled_key(phase_id))  # a change from now on needs a task of its own
     resamples = resamples or default_resamples()
     seed = default_seed() if seed is None else seed
     phase = board_phase(phase_id=phase_id)

@@ -4,22 +4,33 @@ Every change goes through ``board_changed`` in the writer's transaction, so a re
 new number also sees the new rows. The changes that save model instances (a result stored or
 deleted, a team renamed, disqualified or deleted, a scored submission saved, including edits in
 the admin) are caught by the receivers below; the few services that change the board with a
-queryset ``update()`` (a team's selected submission, disqualification) call ``board_changed``
-themselves. Anything missed still shows within ``FR_LEADERBOARD_CACHE_SECONDS``.
+queryset ``update()`` send ``competitions.signals.boards_changed`` (a team's selected submission, a team
+emptied) or, from the organizers' app above, call ``board_changed`` (disqualification). Anything missed
+still shows within ``FR_LEADERBOARD_CACHE_SECONDS``.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
+from typing import Any
 
+from celery import current_app
+from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import F, Model, QuerySet
 from django.db.models.signals import post_delete, post_save
 
 from competitions.models import Phase
+from competitions.signals import boards_changed
 from leaderboard.models import BoardVersion
 from submissions.models import Submission, SubmissionResult
 from teams.models import Team
+
+logger = logging.getLogger(__name__)
+# Sent by name: the task module imports leaderboard.services in its body, so importing it here would close a cycle.
+RANK_STABILITY_TASK = "leaderboard.tasks.rank_stability"
 
 
 def current_version(phase_id: int) -> int:
@@ -33,8 +44,8 @@ def board_changed(*, phase_ids: Iterable[int] | QuerySet = (), challenge_id: int
     ids = sorted(set(phase_ids))  # one order for every writer: no deadlock between two of them
     if not ids:
         return
-    # After the commit, so the analysis task reads the new rows; debounced there (leaderboard.services).
-    transaction.on_commit(lambda: _schedule_analysis(ids))
+    # After the commit, so the analysis task reads the new rows; debounced (schedule_rank_stability).
+    transaction.on_commit(lambda: schedule_rank_stability(ids))
     raised = BoardVersion.objects.filter(phase_id__in=ids).update(number=F("number") + 1)
     if raised < len(ids):  # phases created before this table (the migration fills it; this is a safety net)
         have = set(BoardVersion.objects.filter(phase_id__in=ids).values_list("phase_id", flat=True))
@@ -42,10 +53,29 @@ def board_changed(*, phase_ids: Iterable[int] | QuerySet = (), challenge_id: int
                                          ignore_conflicts=True)
 
 
-def _schedule_analysis(ids: list[int]) -> None:
-    from leaderboard.services import schedule_rank_stability
+def scheduled_key(phase_id: int) -> str:
+    return f"rank-stability-scheduled:{phase_id}"
 
-    schedule_rank_stability(ids)
+
+def schedule_rank_stability(phase_ids: Iterable[int]) -> list[int]:
+    """Send the analysis task for each phase that has none on its way; returns the phases it was sent for.
+
+    Best effort: the analysis is derived data, so a broker that is down must not fail the change that called
+    this (the tab schedules it again when it finds no current analysis)."""
+    countdown = int(settings.FR_RANK_STABILITY_DEBOUNCE)
+    sent = []
+    for phase_id in phase_ids:
+        key = scheduled_key(phase_id)
+        if not cache.add(key, True, timeout=max(1, countdown)):
+            continue  # one is already waiting: it will read the board as it is when it runs
+        try:
+            current_app.signature(RANK_STABILITY_TASK).apply_async((phase_id,), countdown=countdown)
+        except Exception:
+            cache.delete(key)
+            logger.warning("could not schedule the rank-stability analysis of phase %s", phase_id, exc_info=True)
+            continue
+        sent.append(phase_id)
+    return sent
 
 
 def _phases_of_submission(submission_id: int) -> QuerySet:
@@ -72,8 +102,13 @@ def _phase_created(sender: type[Model], instance: Phase, created: bool, **kwargs
         BoardVersion.objects.get_or_create(phase_id=instance.pk)
 
 
+def _boards_changed(sender: Any, phase_ids: Iterable[int] = (), challenge_id: int | None = None, **kwargs) -> None:
+    board_changed(phase_ids=phase_ids, challenge_id=challenge_id)
+
+
 def connect() -> None:
     """Called once from the app's ``ready()``."""
+    boards_changed.connect(_boards_changed, dispatch_uid="board-changed-by-update")
     post_save.connect(_result_changed, sender=SubmissionResult, dispatch_uid="board-result-saved")
     post_delete.connect(_result_changed, sender=SubmissionResult, dispatch_uid="board-result-deleted")
     post_save.connect(_team_changed, sender=Team, dispatch_uid="board-team-saved")

@@ -16,6 +16,7 @@ from django.template.loader import render_to_string
 from django.utils.safestring import mark_safe
 
 from competitions.models import Phase
+from competitions.permissions import is_phase_organizer
 from leaderboard.charts import dataset_chart_options, leaderboard_charts, stability_charts
 from leaderboard.http import board_json_response, stability_json_response
 from leaderboard.phase_lookup import board_phase
@@ -24,11 +25,10 @@ from leaderboard.selectors import (
     METRIC_LABELS,
     Leaderboard,
     StabilityView,
-    is_organizer,
     phase_leaderboard,
     rank_stability_view,
 )
-from leaderboard.services import schedule_rank_stability
+from leaderboard.versions import schedule_rank_stability
 from scoring.rank_stability import intervals_csv
 
 
@@ -124,7 +124,7 @@ def rank_stability(request: HttpRequest, slug: str, phase: str) -> HttpResponse:
     data = view.data
     context = {"board": view.board, "phase": view.board.phase, "challenge": view.board.phase.challenge,
                "view": view, "data": data, "charts": stability_charts(data),
-               "organizer": is_organizer(request.user, view.board.phase)}
+               "organizer": is_phase_organizer(request.user, view.board.phase)}
     if data:
         beats = {t["team"]: [] for t in data["teams"]}
         for pair in data["pairs"]:

@@ -27,6 +27,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from competitions.models import Challenge, InputImage, Phase
+from organizers.selectors import input_archive_limits
 from scoring.archive import ArchiveLimits, ArchiveMemberError, SafeZip
 from scoring.archive.images import declared_size
 from scoring.profile import PRESETS, ScoringProfile, get_profile
@@ -411,8 +412,6 @@ def _phase_meaning(at: str, phase: dict[str, Any], slugs: list[Any], problems: l
 
 def _file_problems(manifest: dict[str, Any], archive: SafeZip) -> list[BundleProblem]:
     """Every named file is in the zip with its checksum (and, for inputs, its PNG size); nothing else is."""
-    from organizers.services import input_archive_limits
-
     image_limits = input_archive_limits()
     wanted: dict[str, tuple[str, dict[str, Any]]] = {}
     for i, phase in enumerate(_items(manifest, "phases")):

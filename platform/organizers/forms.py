@@ -132,8 +132,8 @@ class InputSetForm(forms.Form):
     archive = forms.FileField(label="Input images (zip of <Dataset>/<stem>.png)")
     landmarks = forms.FileField(
         label="Landmarks CSV (optional)", required=False,
-        help_text="val_face.csv layout. Inputs it does not list (at most FR_WEB_DETECT_MAX, 100 by default) get"
-                  " their landmarks from RetinaFace; `python -m scoring landmarks` writes the CSV for a larger set.",
+        help_text="val_face.csv layout. Inputs it does not list get their landmarks from RetinaFace on a worker;"
+                  " `python -m scoring landmarks` writes the CSV on your own machine (a GPU's, say).",
     )
     thresholds = forms.CharField(
         required=False, label="Identity thresholds of other datasets",

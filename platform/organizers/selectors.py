@@ -6,12 +6,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from competitions.models import Challenge, Phase
 from leaderboard.selectors import counted_results, shown_metrics
+from organizers.models import InputSetJob
+from scoring.archive import ArchiveLimits
 from scoring.profile import ScoringProfile
 from scoring.results import DatasetResult, ImageResult, ScoreReport
 from submissions.models import Submission, SubmissionResult
@@ -21,17 +24,48 @@ from teams.models import Team
 State = Submission.State
 
 
-# --------------------------------------------------------------------------- permissions
+# --------------------------------------------------------------------------- input-set archives
 
 
-def is_challenge_organizer(user, challenge: Challenge) -> bool:
-    """Staff, or one of the challenge's organizers (the rule of leaderboard.selectors.is_organizer)."""
-    return bool(user and user.is_authenticated and (
-        user.is_staff or challenge.organizers.filter(pk=user.pk).exists()))
+@dataclass(frozen=True)
+class InputArchiveLimits:
+    max_archive_bytes: int = 8 * 1024**3
+    max_members: int = 20_000
+    max_image_bytes: int = 64 * 1024**2
+    max_total_bytes: int = 16 * 1024**3
+    max_pixels: int = 4096 * 4096
+    max_csv_bytes: int = 64 * 1024**2
+
+    def archive_limits(self) -> ArchiveLimits:
+        """The zip reader's limits for an input set: a member is one image, the total all of them."""
+        return ArchiveLimits(max_archive_bytes=self.max_archive_bytes, max_members=self.max_members,
+                             max_total_uncompressed=self.max_total_bytes, max_member_bytes=self.max_image_bytes,
+                             max_image_pixels=self.max_pixels)
 
 
-def can_create_challenge(user) -> bool:
-    return bool(user and user.is_authenticated and (user.is_staff or user.has_perm("competitions.add_challenge")))
+def input_archive_limits() -> InputArchiveLimits:
+    """The limits on an organizer's input-set archive (``FR_INPUT_SET_LIMITS`` overrides any of them)."""
+    overrides = getattr(settings, "FR_INPUT_SET_LIMITS", None) or {}
+    return InputArchiveLimits(**overrides)
+
+
+def recent_input_set_jobs(phase: Phase, limit: int = 5) -> list[InputSetJob]:
+    """The phase's latest uploads that waited for RetinaFace, newest first (the phase page links them)."""
+    return list(InputSetJob.objects.filter(phase=phase)[:limit])
+
+
+def input_set_job_status(job: InputSetJob) -> dict[str, Any]:
+    """What the job's progress page shows (and its JSON sends): done of total faces located, the outcome."""
+    return {
+        "id": job.pk, "state": job.state, "final": job.is_final, "done": job.done, "total": job.to_locate,
+        "images": job.images, "from_csv": job.from_csv, "error": job.error, "no_face": job.no_face,
+        "created_at": job.created_at.isoformat(),
+        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+    }
+
+
+# --------------------------------------------------------------------------- the organizer's challenges
+# (who may see and do what: competitions.permissions)
 
 
 def organized_challenges(user) -> QuerySet[Challenge]:

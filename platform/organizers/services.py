@@ -5,27 +5,36 @@ Submission states change only through submissions.transitions (via submissions.s
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import tempfile
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
+from celery import current_app
 from django.conf import settings
 from django.core.files.base import ContentFile, File
 from django.core.files.storage import default_storage
 from django.core.mail import EmailMessage, get_connection
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from competitions import services as competition_services
 from competitions.models import Challenge, InputDataset, InputImage, Phase
+from leaderboard.versions import board_changed
 from organizers import bundles, selectors
-from scoring.archive import ArchiveLimits
+from organizers.models import InputSetJob
+from organizers.selectors import InputArchiveLimits, input_archive_limits
 from scoring.archive.input_set import extract_input_set, problem_list
+from scoring.inputs import InputImage as ScoringInput
 from scoring.inputs import InputSetError, Landmarks, check_landmarks_cover, read_landmarks, scan_inputs, write_landmarks
 from scoring.profile import get_profile
+from scoring.weights import WeightsError
 from submissions.models import Submission
 from submissions.refusals import SubmissionRefused
 from submissions.services import create_submission
@@ -108,27 +117,6 @@ def set_published(phase: Phase, published: bool, *, allow_unverified: bool = Fal
 # --------------------------------------------------------------------------- input sets
 
 
-@dataclass(frozen=True)
-class InputArchiveLimits:
-    max_archive_bytes: int = 8 * 1024**3
-    max_members: int = 20_000
-    max_image_bytes: int = 64 * 1024**2
-    max_total_bytes: int = 16 * 1024**3
-    max_pixels: int = 4096 * 4096
-    max_csv_bytes: int = 64 * 1024**2
-
-    def archive_limits(self) -> ArchiveLimits:
-        """The zip reader's limits for an input set: a member is one image, the total all of them."""
-        return ArchiveLimits(max_archive_bytes=self.max_archive_bytes, max_members=self.max_members,
-                             max_total_uncompressed=self.max_total_bytes, max_member_bytes=self.max_image_bytes,
-                             max_image_pixels=self.max_pixels)
-
-
-def input_archive_limits() -> InputArchiveLimits:
-    overrides = getattr(settings, "FR_INPUT_SET_LIMITS", None) or {}
-    return InputArchiveLimits(**overrides)
-
-
 class NoFaceFound(InputSetError):
     """RetinaFace found no face in some inputs; nothing was stored. ``missing``: their ``<Dataset>/<stem>.png``."""
 
@@ -164,33 +152,156 @@ class InputSetLoaded:
     detected: int
 
 
+@dataclass
+class _Checked:
+    """An input set extracted and checked in a scratch folder, with the landmarks its CSV gave."""
+
+    root: Path
+    images: list[ScoringInput]
+    landmarks: dict[str, Landmarks]
+
+    @property
+    def from_csv(self) -> int:
+        return sum(1 for i in self.images if i.stem in self.landmarks)
+
+    @property
+    def missing(self) -> list[ScoringInput]:
+        return [i for i in self.images if i.stem not in self.landmarks]
+
+
+# Sent by name: organizers.tasks imports this module in its body.
+LOCATE_FACES_TASK = "organizers.tasks.locate_faces"
+
+
 def load_input_set_upload(
     phase: Phase, archive: File, landmarks_csv: File | None = None, thresholds: dict[str, float] | None = None, *,
-    weights_dir: str | Path | None = None, device: str | None = None,
-) -> InputSetLoaded:
+    by_user=None,
+) -> InputSetLoaded | InputSetJob:
     """Replace the phase's input set with an uploaded zip (and landmarks CSV).
 
-    Inputs the CSV does not list (all of them without a CSV) get their landmarks from RetinaFace. When no face
-    is found in some inputs, NoFaceFound lists them and nothing is stored: the set is saved only once every
-    input has its landmarks. Any other problem raises InputSetError, also before anything is stored.
+    The archive and the CSV are checked here; any problem raises InputSetError before anything is stored. When
+    the CSV gives every input's landmarks the set is stored now (InputSetLoaded). Otherwise the upload is kept
+    in an InputSetJob and a worker locates the other faces with RetinaFace (``run_input_set_job``, on the
+    default queue: the web process never loads torch); the set is stored only once every input has its
+    landmarks.
     """
-    limits = input_archive_limits()
+    thresholds = thresholds or {}
+    with _scratch(phase) as root:
+        checked = _check(root, archive, landmarks_csv)
+        if not checked.missing:
+            count = _store(phase, checked, thresholds)
+            return InputSetLoaded(images=count, from_csv=checked.from_csv, detected=0)
+        job = InputSetJob(phase=phase, created_by=by_user, thresholds=thresholds, images=len(checked.images),
+                          from_csv=checked.from_csv)
+    archive.seek(0)
+    job.archive.save(f"{phase.pk}-inputs.zip", archive, save=False)
+    if landmarks_csv is not None:
+        landmarks_csv.seek(0)
+        job.landmarks_csv.save(f"{phase.pk}-landmarks.csv", landmarks_csv, save=False)
+    job.save()
+    transaction.on_commit(lambda: _send_job(job.pk))
+    return job
+
+
+def _send_job(job_id: int) -> None:
+    try:
+        current_app.signature(LOCATE_FACES_TASK).apply_async((job_id,))
+    except Exception:
+        logger.exception("could not queue input-set job %s", job_id)
+        _finish(job_id, InputSetJob.State.FAILED,
+                error="The face detection could not be queued (the broker is unreachable); upload the set again.")
+
+
+def run_input_set_job(job_id: int, *, weights_dir: str | Path | None = None, device: str | None = None) -> str:
+    """The worker's side of an InputSetJob: locate the faces the CSV did not give, then store the whole set, or
+    nothing when some input has no face. Returns the job's final state; a job already final is left alone."""
+    job = InputSetJob.objects.select_related("phase").filter(pk=job_id).first()
+    if job is None:
+        return "gone"
+    # From running too: a worker that died under the job leaves it running and its task is delivered again.
+    if not InputSetJob.objects.filter(pk=job_id).exclude(state__in=InputSetJob.FINAL_STATES).update(
+            state=InputSetJob.State.RUNNING, done=0):
+        return job.state
+    try:
+        with _scratch(job.phase) as root:
+            with default_storage.open(job.archive.name, "rb") as archive:
+                csv = default_storage.open(job.landmarks_csv.name, "rb") if job.landmarks_csv else None
+                try:
+                    checked = _check(root, archive, csv)
+                finally:
+                    if csv is not None:
+                        csv.close()
+            missing = checked.missing
+            InputSetJob.objects.filter(pk=job_id).update(images=len(checked.images), from_csv=checked.from_csv)
+            checked.landmarks.update(_locate_faces(job_id, missing, weights_dir or settings.FR_WEIGHTS_DIR,
+                                                   device or settings.FR_SCORING_DEVICE))
+            count = _store(job.phase, checked, job.thresholds)
+    except NoFaceFound as exc:
+        _finish(job_id, InputSetJob.State.FAILED, error=str(exc), no_face=exc.missing)
+    except InputSetError as exc:
+        _finish(job_id, InputSetJob.State.FAILED, error=str(exc))
+    else:
+        _finish(job_id, InputSetJob.State.STORED, images=count)
+    finally:
+        # The upload is not kept once the job is over, stored or not.
+        for name in (job.archive.name, job.landmarks_csv.name):
+            if name:
+                default_storage.delete(name)
+        InputSetJob.objects.filter(pk=job_id).update(archive="", landmarks_csv="")
+    return str(InputSetJob.objects.values_list("state", flat=True).get(pk=job_id))
+
+
+def _locate_faces(job_id: int, missing: list[ScoringInput], weights_dir: str | Path, device: str
+                  ) -> dict[str, Landmarks]:
+    """RetinaFace's landmarks of each of ``missing``, the job's count of done inputs kept up to date; raises
+    NoFaceFound listing the inputs where it finds none."""
+    # Here, not at the top: scoring.landmarks loads torch, which only workers do.
+    from scoring.landmarks import detect_landmarks
+
+    last = 0.0
+
+    def progress(done: int, total: int) -> None:
+        nonlocal last
+        if done == total or time.monotonic() - last >= 1:  # at most one write a second
+            InputSetJob.objects.filter(pk=job_id).update(done=done)
+            last = time.monotonic()
+
+    try:
+        detected, no_face = detect_landmarks(missing, weights_dir, device, progress=progress)
+    except WeightsError as exc:
+        raise InputSetError(f"{len(missing)} input(s) have no landmarks in a CSV and the face detector cannot"
+                            f" run: {exc}") from None
+    if no_face:
+        by_stem = {i.stem: i.relpath for i in missing}
+        raise NoFaceFound([by_stem[stem] for stem in no_face])
+    return detected
+
+
+def _finish(job_id: int, state: str, **fields: Any) -> None:
+    InputSetJob.objects.filter(pk=job_id).update(state=state, finished_at=timezone.now(), **fields)
+
+
+@contextlib.contextmanager
+def _scratch(phase: Phase) -> Iterator[Path]:
+    """A scratch folder for one input set, removed afterwards; InputSetError messages name the uploads rather
+    than its paths."""
     scratch_root = Path(settings.FR_SCRATCH_DIR)
     scratch_root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f"inputs-{phase.pk}-", dir=scratch_root) as scratch:
         root = Path(scratch)
         try:
-            return _load_from(phase, root, archive, landmarks_csv, thresholds or {}, limits,
-                              weights_dir or settings.FR_WEIGHTS_DIR, device or settings.FR_SCORING_DEVICE)
+            yield root
         except NoFaceFound:
             raise
-        except InputSetError as exc:  # the messages name our scratch paths: name the uploads instead
+        except InputSetError as exc:
             message = str(exc).replace(str(root / "landmarks-upload.csv"), "the landmarks CSV")
             raise InputSetError(message.replace(str(root / "inputs"), "the archive")) from None
 
 
-def _load_from(phase: Phase, root: Path, archive: File, landmarks_csv: File | None, thresholds: dict[str, float],
-               limits: InputArchiveLimits, weights_dir: str | Path, device: str) -> InputSetLoaded:
+def _check(root: Path, archive: File, landmarks_csv: File | None) -> _Checked:
+    """Extract and check the archive into ``root/inputs`` and read the CSV: every rule on an input set but
+    the faces."""
+    limits = input_archive_limits()
     if (archive.size or 0) > limits.max_archive_bytes:
         raise InputSetError(f"The archive is {archive.size} bytes; at most {limits.max_archive_bytes} are accepted.")
     inputs = root / "inputs"
@@ -205,40 +316,21 @@ def _load_from(phase: Phase, root: Path, archive: File, landmarks_csv: File | No
     if landmarks_csv is not None:
         landmarks = read_landmarks(_save_upload(landmarks_csv, root / "landmarks-upload.csv", limits.max_csv_bytes,
                                                 "landmarks CSV"))
-    from_csv = sum(1 for i in images if i.stem in landmarks)
-    missing = [i for i in images if i.stem not in landmarks]
-    if len(missing) > settings.FR_WEB_DETECT_MAX:
-        # RetinaFace takes ~0.45 s an image on a CPU: more would outlast the web request (and be cut off).
-        raise InputSetError(
-            f"{len(missing)} input(s) have no landmarks in the CSV; this form locates at most"
-            f" {settings.FR_WEB_DETECT_MAX} faces. Run `python -m scoring landmarks <inputs folder> landmarks.csv"
-            " --weights <weights folder>` (on a GPU if you have one) and upload its CSV with the archive.")
-    if missing:
-        from scoring.landmarks import detect_landmarks
-        from scoring.weights import WeightsError
+    return _Checked(root, images, landmarks)
 
-        try:
-            detected, no_face = detect_landmarks(missing, weights_dir, device)
-        except WeightsError as exc:
-            raise InputSetError(f"{len(missing)} input(s) have no landmarks in a CSV and the face detector cannot"
-                                f" run: {exc}") from None
-        if no_face:
-            by_stem = {i.stem: i.relpath for i in missing}
-            raise NoFaceFound([by_stem[stem] for stem in no_face])
-        landmarks.update(detected)
-    check_landmarks_cover(images, landmarks)
-    merged = root / "landmarks.csv"
-    write_landmarks(merged, [landmarks[i.stem] for i in images])
-    count = competition_services.load_input_set(phase, inputs, merged, thresholds=thresholds)
-    return InputSetLoaded(images=count, from_csv=from_csv, detected=len(missing))
+
+def _store(phase: Phase, checked: _Checked, thresholds: dict[str, float]) -> int:
+    """Store the checked set once every input has its landmarks; returns how many images were stored."""
+    check_landmarks_cover(checked.images, checked.landmarks)
+    merged = checked.root / "landmarks.csv"
+    write_landmarks(merged, [checked.landmarks[i.stem] for i in checked.images])
+    return competition_services.load_input_set(phase, checked.root / "inputs", merged, thresholds=thresholds)
 
 
 # --------------------------------------------------------------------------- the queue
 
 
 def set_disqualified(team: Team, disqualified: bool) -> Team:
-    from leaderboard.versions import board_changed
-
     with transaction.atomic():
         Team.objects.filter(pk=team.pk).update(disqualified=disqualified)
         board_changed(challenge_id=team.challenge_id)

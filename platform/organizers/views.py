@@ -9,12 +9,13 @@ from pathlib import PurePosixPath
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.files.storage import default_storage
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from competitions import permissions
 from competitions.models import Challenge, Phase
 from competitions.selectors import input_set_summary
 from leaderboard.selectors import (
@@ -36,6 +37,7 @@ from organizers.forms import (
     PhaseForm,
     RerunForm,
 )
+from organizers.models import InputSetJob
 from scoring.inputs import InputSetError
 from submissions import services as submission_services
 from submissions.models import Submission
@@ -46,28 +48,28 @@ from teams.models import Team
 
 def _challenge(request: HttpRequest, slug: str) -> Challenge:
     challenge = get_object_or_404(Challenge, slug=slug)
-    if not selectors.is_challenge_organizer(request.user, challenge):
+    if not permissions.is_organizer(request.user, challenge):
         raise PermissionDenied("Only the challenge's organizers may see this page.")
     return challenge
 
 
 def _phase(request: HttpRequest, slug: str, phase: str) -> Phase:
     found = get_object_or_404(Phase.objects.select_related("challenge"), challenge__slug=slug, slug=phase)
-    if not selectors.is_challenge_organizer(request.user, found.challenge):
+    if not permissions.is_organizer(request.user, found.challenge):
         raise PermissionDenied("Only the challenge's organizers may see this page.")
     return found
 
 
 def _submission(request: HttpRequest, pk: int) -> Submission:
     submission = get_object_or_404(Submission.objects.select_related("phase__challenge", "team"), pk=pk)
-    if not selectors.is_challenge_organizer(request.user, submission.phase.challenge):
+    if not permissions.is_organizer(request.user, submission.phase.challenge):
         raise Http404("No such submission.")
     return submission
 
 
 def _team(request: HttpRequest, pk: int) -> Team:
     team = get_object_or_404(Team.objects.select_related("challenge"), pk=pk)
-    if not selectors.is_challenge_organizer(request.user, team.challenge):
+    if not permissions.is_organizer(request.user, team.challenge):
         raise Http404("No such team.")
     return team
 
@@ -91,7 +93,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     if not request.user.is_authenticated:
         raise PermissionDenied("Log in as an organizer.")
     challenges = selectors.organized_challenges(request.user)
-    can_create = selectors.can_create_challenge(request.user)
+    can_create = permissions.can_create_challenge(request.user)
     if not can_create and not challenges.exists():
         raise PermissionDenied("You organize no challenge.")
     return render(request, "organizers/dashboard.html", {"challenges": challenges, "can_create": can_create})
@@ -99,7 +101,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def challenge_create(request: HttpRequest) -> HttpResponse:
-    if not selectors.can_create_challenge(request.user):
+    if not permissions.can_create_challenge(request.user):
         raise PermissionDenied("Only staff may create challenges.")
     form = ChallengeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -115,7 +117,7 @@ def challenge_create(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def bundle_import(request: HttpRequest) -> HttpResponse:
-    if not selectors.can_create_challenge(request.user):
+    if not permissions.can_create_challenge(request.user):
         raise PermissionDenied("Only staff may create challenges.")
     form = BundleImportForm(request.POST or None, request.FILES or None)
     problems: list[str] = []
@@ -149,7 +151,7 @@ def bundle_download(request: HttpRequest, slug: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def new_edition(request: HttpRequest, slug: str) -> HttpResponse:
     challenge = _challenge(request, slug)
-    if not selectors.can_create_challenge(request.user):
+    if not permissions.can_create_challenge(request.user):
         raise PermissionDenied("Only staff may create challenges.")
     form = NewEditionForm(request.POST or None, challenge=challenge)
     problems: list[str] = []
@@ -176,7 +178,7 @@ def challenge_home(request: HttpRequest, slug: str) -> HttpResponse:
         return redirect("organizers:challenge", slug=challenge.slug)
     return render(request, "organizers/challenge.html", {
         "challenge": challenge, "form": form, "phases": challenge.phases.all(),
-        "can_create": selectors.can_create_challenge(request.user),
+        "can_create": permissions.can_create_challenge(request.user),
         "organizers": challenge.organizers.order_by("username"),
     })
 
@@ -200,13 +202,13 @@ def phase_create(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 def _phase_page(request: HttpRequest, phase: Phase, *, input_form: InputSetForm | None = None,
-                baseline_form: BaselineForm | None = None, no_face: list[str] | None = None) -> HttpResponse:
+                baseline_form: BaselineForm | None = None) -> HttpResponse:
     metrics = shown_metrics(phase)
     entries = selectors.phase_entries(phase)
     return render(request, "organizers/phase.html", {
         "challenge": phase.challenge, "phase": phase, "datasets": input_set_summary(phase),
         "input_form": input_form or InputSetForm(), "baseline_form": baseline_form or BaselineForm(),
-        "rerun_form": RerunForm(), "no_face": no_face or [],
+        "rerun_form": RerunForm(), "input_set_jobs": selectors.recent_input_set_jobs(phase),
         "entries": entries, "metric_labels": [METRIC_LABELS.get(m, m) for m in metrics],
         "unverified": selectors.unverified_count(phase, entries), "rerunnable": selectors.rerun_count(phase),
         "recipients": selectors.phase_recipients(phase).count(),
@@ -252,17 +254,34 @@ def input_set_upload(request: HttpRequest, slug: str, phase: str) -> HttpRespons
     if not form.is_valid():
         return _phase_page(request, found, input_form=form)
     try:
-        loaded = services.load_input_set_upload(found, form.cleaned_data["archive"], form.cleaned_data["landmarks"],
-                                                form.cleaned_data["thresholds"])
-    except services.NoFaceFound as exc:  # the page lists them; the form keeps its choices
-        return _phase_page(request, found, input_form=form, no_face=exc.missing)
+        outcome = services.load_input_set_upload(found, form.cleaned_data["archive"], form.cleaned_data["landmarks"],
+                                                 form.cleaned_data["thresholds"], by_user=request.user)
     except InputSetError as exc:
         form.add_error(None, str(exc))
         return _phase_page(request, found, input_form=form)
-    detected = f", {loaded.detected} located by RetinaFace" if loaded.detected else ""
-    messages.success(request, f"Input set stored: {loaded.images} images ({loaded.from_csv} landmarks from the CSV"
-                              f"{detected}).")
+    if isinstance(outcome, InputSetJob):  # RetinaFace runs on a worker: its progress page
+        return redirect("organizers:input-set-job", slug=slug, phase=found.slug, pk=outcome.pk)
+    messages.success(request, f"Input set stored: {outcome.images} images ({outcome.from_csv} landmarks from the"
+                              " CSV).")
     return redirect("organizers:phase", slug=slug, phase=found.slug)
+
+
+def _job(request: HttpRequest, slug: str, phase: str, pk: int) -> tuple[Phase, InputSetJob]:
+    found = _phase(request, slug, phase)
+    return found, get_object_or_404(InputSetJob, pk=pk, phase=found)
+
+
+@require_GET
+def input_set_job(request: HttpRequest, slug: str, phase: str, pk: int) -> HttpResponse:
+    found, job = _job(request, slug, phase, pk)
+    return render(request, "organizers/input_set_job.html", {
+        "challenge": found.challenge, "phase": found, "job": job, "status": selectors.input_set_job_status(job)})
+
+
+@require_GET
+def input_set_job_json(request: HttpRequest, slug: str, phase: str, pk: int) -> HttpResponse:
+    _found, job = _job(request, slug, phase, pk)
+    return JsonResponse(selectors.input_set_job_status(job))
 
 
 @require_POST

@@ -1,3 +1,4 @@
+import numpy as np
 from django.conf import settings
 from django.db import models
 
@@ -142,6 +143,4 @@ class FidFeatures(models.Model):
     DTYPE = "<f4"
 
     def array(self):
-        import numpy as np
-
         return np.frombuffer(bytes(self.data), dtype=self.DTYPE).reshape(len(self.images), self.dim)

@@ -18,18 +18,20 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.files.storage import default_storage
-from django.db import IntegrityError, transaction
+from django.core.mail import send_mail
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from competitions.models import InputImage, Phase
+from competitions.selectors import phase_profile
 from scoring.archive import ArchiveLimits, ExpectedImage, check_and_extract
 from scoring.inputs import InputImage as ScoringInput
 from scoring.inputs import Landmarks
-from scoring.profile import ScoringProfile, get_profile
 from scoring.results import ScoreReport
 from submissions import transitions
 from submissions.models import DatasetScore, FidFeatures, ImageScore, Submission, SubmissionResult
@@ -41,12 +43,6 @@ State = Submission.State
 
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def phase_profile(phase: Phase) -> ScoringProfile:
-    if phase.profile_snapshot:
-        return ScoringProfile.from_dict(phase.profile_snapshot)
-    return get_profile(phase.scoring_profile)
 
 
 def local_input_set(phase: Phase) -> tuple[list[ScoringInput], dict[str, Landmarks]]:
@@ -95,7 +91,7 @@ def stream_to_file(name: str, target: Path) -> str:
 
 def preload_models() -> list[str]:
     """Load the models of every open phase's profile, so the first submission finds them warm."""
-    from scoring.scorer import load_models
+    from scoring.scorer import load_models  # loads torch: only when a worker asks (see run_submission)
 
     loaded = []
     for phase in Phase.objects.filter(Phase.open_q()):
@@ -151,8 +147,8 @@ def run_submission(submission_id: int) -> str:
             return Submission.objects.get(pk=submission_id).state
 
         profile = phase_profile(phase)
-        # Imported here, not at the top: the web processes import this module (to send the task)
-        # and must not load torch (~500 MiB of RSS) for it.
+        # Imported here, not at the top: scoring.scorer loads torch, and importing this module (the
+        # worker's start-up hook, the demo command) stays light until a submission is scored.
         from scoring.scorer import load_models, score_restored
 
         try:
@@ -205,8 +201,6 @@ class Heartbeat:
         self._thread = threading.Thread(target=self._run, name=f"heartbeat-{submission_id}", daemon=True)
 
     def _run(self) -> None:
-        from django.db import connection
-
         try:
             while not self._stop.wait(self.interval):
                 if not transitions.heartbeat(self.submission_id):
@@ -273,8 +267,6 @@ def store_result(submission_id: int, report: ScoreReport, seconds: float) -> str
                 batch_size=500,
             )
             if report.fid_features is not None:
-                import numpy as np
-
                 features = np.ascontiguousarray(report.fid_features, dtype=FidFeatures.DTYPE)
                 FidFeatures.objects.create(result=result, images=[i.relpath for i in report.images],
                                            dim=features.shape[1], data=features.tobytes())
@@ -344,8 +336,6 @@ def _notify(submission_id: int) -> None:
     submission = Submission.objects.select_related("submitted_by", "phase").get(pk=submission_id)
     email = submission.submitted_by.email
     if email:
-        from django.core.mail import send_mail
-
         # No score in the mail: the page shows them where the phase's visibility allows.
         reason = f"\n\n{submission.error}" if submission.state != State.SCORED and submission.error else ""
         send_mail(

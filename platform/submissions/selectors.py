@@ -5,11 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
 
 from competitions.models import Phase
+from competitions.permissions import can_view_submission, phase_scores_visible_to_team, scores_visible_to_team
 from submissions.models import Submission, SubmissionEvent, SubmissionResult
-from teams.models import Membership, Team
+from teams.models import Team
+
+# The visibility rules live in competitions.permissions; these names stay importable from here for
+# submissions/api.py (issue 12a rewrites it to ask competitions.permissions directly).
+__all__ = ["can_view_submission", "phase_scores_visible_to_team", "scores_visible_to_team"]
 
 
 def team_submissions(phase, team) -> QuerySet[Submission]:
@@ -20,14 +25,6 @@ def restored_image_name(submission_id: int, dataset: str, stem: str) -> str:
     """Where the worker keeps a restored image that failed the identity test (served only through the
     submission's image view, to those who may see the submission, never from a media URL)."""
     return f"restored/{submission_id}/{dataset}/{stem}.png"
-
-
-def can_view_submission(user, submission: Submission) -> bool:
-    if not user.is_authenticated:
-        return False
-    if user.is_staff or submission.phase.challenge.organizers.filter(pk=user.pk).exists():
-        return True
-    return Membership.objects.filter(team_id=submission.team_id, user=user).exists()
 
 
 def submission_status(submission: Submission, include_scores: bool) -> dict:
@@ -55,19 +52,6 @@ def submission_status(submission: Submission, include_scores: bool) -> dict:
                          for d in result.datasets.all()},
         }
     return data
-
-
-def scores_visible_to_team(submission: Submission, user) -> bool:
-    """Teams see their own scores unless the phase hides scores from everyone until publication."""
-    return phase_scores_visible_to_team(submission.phase, user)
-
-
-def phase_scores_visible_to_team(phase, user) -> bool:
-    """Whether a team member (or an organizer) may see the scores of the team's own runs in ``phase``."""
-    if phase.visibility != phase.Visibility.HIDDEN or phase.published:
-        return True
-    return bool(user is not None and user.is_authenticated and (
-        user.is_staff or phase.challenge.organizers.filter(pk=user.pk).exists()))
 
 
 HIDDEN_SCORES_MESSAGE = "Scored. The scores of this phase are hidden until the organizers publish them."
@@ -115,13 +99,28 @@ def team_score_history(team, user) -> list[PhaseHistory]:
     return [h for h in history.values() if h.points]
 
 
+def selection_order(phase: Phase) -> list[str]:
+    """How a team's scored results are ordered under the phase's selection rule: the first one counts."""
+    if phase.selection == Phase.Selection.LATEST:
+        return ["-submission__created_at", "-submission_id"]
+    if phase.selection == Phase.Selection.SELECTED:
+        return ["-submission__is_selected", "-valid", "-total", "submission__created_at"]
+    return ["-valid", "-total", "submission__created_at", "submission_id"]
+
+
+def counted_results(phase: Phase) -> Subquery:
+    """Per team (the outer query's ``pk``), the result that counts under the phase's selection rule."""
+    scored = SubmissionResult.objects.filter(
+        submission__phase=phase, submission__team=OuterRef("pk"), submission__state=Submission.State.SCORED
+    )
+    return Subquery(scored.order_by(*selection_order(phase)).values("pk")[:1])
+
+
 def counted_submission_id(phase, team, user) -> int | None:
     """The team's submission that counts in ``phase`` under its selection rule, when the viewer may know it.
 
     Under the "best" rule (and "selected" with no choice made) the answer follows the scores, so it is
     given only where the viewer may see them."""
-    from leaderboard.selectors import counted_results
-
     if phase.selection == Phase.Selection.SELECTED:
         chosen = Submission.objects.filter(phase=phase, team=team, is_selected=True,
                                            state=Submission.State.SCORED).values_list("pk", flat=True).first()

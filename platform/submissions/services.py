@@ -12,12 +12,16 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from celery import current_app
+from django.core.exceptions import ValidationError
 from django.core.files.base import File
 from django.core.files.storage import default_storage
+from django.core.validators import URLValidator
 from django.db import transaction
 from django.utils import timezone
 
 from competitions.models import Phase
+from competitions.signals import boards_changed
 from submissions import transitions
 from submissions.models import Submission, SubmissionResult
 from submissions.refusals import Refusal, SubmissionRefused
@@ -194,6 +198,8 @@ def _remove_stored(name: str) -> None:
 
 
 QALIGN_QUEUE = "scoring_qalign"
+# Sent by name: submissions.tasks imports the pipeline and the watchdog, which imports this module.
+SCORING_TASK = "submissions.tasks.score_submission"
 
 
 def scoring_queue(submission_id: int) -> str:
@@ -207,11 +213,10 @@ def scoring_queue(submission_id: int) -> str:
 def enqueue_scoring(submission_id: int) -> bool:
     """Send the scoring task. If the broker is unreachable the submission stays "submitted"
     and the watchdog sends it again later: an upload is never lost to a broker outage."""
-    from submissions.tasks import score_submission
-
     try:
-        score_submission.apply_async((submission_id,), queue=scoring_queue(submission_id), retry=True,
-                                     retry_policy={"max_retries": 2, "interval_start": 0.5, "interval_step": 1})
+        current_app.signature(SCORING_TASK).apply_async(
+            (submission_id,), queue=scoring_queue(submission_id), retry=True,
+            retry_policy={"max_retries": 2, "interval_start": 0.5, "interval_step": 1})
     except Exception:
         logger.exception("could not queue submission %s; the watchdog will retry", submission_id)
         return False
@@ -268,12 +273,10 @@ def rerun_phase(phase: Phase, by_user, reason: str = "", *, states: tuple[str, .
 
 
 def select_submission(submission: Submission) -> None:
-    from leaderboard.versions import board_changed
-
     with transaction.atomic():
         Submission.objects.filter(phase=submission.phase, team=submission.team).update(is_selected=False)
         Submission.objects.filter(pk=submission.pk).update(is_selected=True)
-        board_changed(phase_ids=[submission.phase_id])
+        boards_changed.send(sender=Submission, phase_ids=[submission.phase_id])
 
 
 MAX_FACTSHEET_BYTES = 20 * 1024 * 1024
@@ -281,9 +284,6 @@ MAX_FACTSHEET_BYTES = 20 * 1024 * 1024
 
 def attach_factsheet(submission: Submission, *, user, factsheet: File | None, code_url: str) -> Submission:
     """The test phase's final entry carries a factsheet (PDF) and a link to the team's code, as NTIRE required."""
-    from django.core.exceptions import ValidationError
-    from django.core.validators import URLValidator
-
     if submission.phase.kind != submission.phase.Kind.TEST:
         raise SubmissionRefused(Refusal.FACTSHEET_WRONG_PHASE)
     if not submission.team.memberships.filter(user=user).exists():

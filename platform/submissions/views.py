@@ -7,13 +7,53 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonRe
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from competitions import permissions
 from competitions.models import InputImage, Phase
-from leaderboard.charts import image_histograms
-from leaderboard.selectors import LOWER_IS_BETTER, METRIC_LABELS, is_organizer
+from competitions.selectors import input_set_summary
+from scoring.profile import LOWER_IS_BETTER, METRIC_LABELS
 from scoring.provenance import describe as describe_provenance
 from submissions import selectors, services
+from submissions.charts import history_charts, image_histograms
 from submissions.models import ImageScore, Submission
 from submissions.refusals import SubmissionRefused
+from submissions.uploads import direct_uploads_enabled
+from teams.models import Membership, Team
+from teams.services import open_invitations, team_of
+
+# The phase and team pages show the team's submissions, so they live here, above competitions and teams.
+
+
+def phase_detail(request, slug, phase):
+    phase = get_object_or_404(Phase.objects.select_related("challenge"), challenge__slug=slug, slug=phase)
+    team = team_of(request.user, phase.challenge)
+    context = {
+        "challenge": phase.challenge, "phase": phase, "team": team,
+        "datasets": input_set_summary(phase), "organizer": permissions.is_phase_organizer(request.user, phase),
+        "direct_uploads": direct_uploads_enabled(),
+    }
+    if team:
+        context["submissions"] = selectors.team_submissions(phase, team)
+        context["quota"] = services.quota_status(phase, team, request.user)
+        # A hidden phase shows the team no score of its own runs until the organizers publish them.
+        context["show_scores"] = permissions.phase_scores_visible_to_team(phase, request.user)
+        context["counted_id"] = selectors.counted_submission_id(phase, team, request.user)
+    return render(request, "phase.html", context)
+
+
+@login_required
+def team_detail(request, pk):
+    team = get_object_or_404(Team.objects.select_related("challenge"), pk=pk)
+    if not permissions.can_view_team(request.user, team):
+        raise Http404("No such team.")
+    history = selectors.team_score_history(team, request.user)  # only the phases whose scores the viewer may see
+    return render(request, "team.html", {
+        "team": team, "challenge": team.challenge,
+        "is_member": Membership.objects.filter(team=team, user=request.user).exists(),
+        "members": team.memberships.select_related("user").order_by("joined_at"),
+        "invitations": open_invitations(team),
+        "is_owner": team.memberships.filter(user=request.user, is_owner=True).exists(),
+        "history": history, "chart_data": history_charts(history),
+    })
 
 
 @login_required
@@ -35,7 +75,7 @@ def upload(request, slug, phase):
 
 def _visible_submission(request, pk) -> Submission:
     submission = get_object_or_404(Submission.objects.select_related("phase__challenge", "team"), pk=pk)
-    if not selectors.can_view_submission(request.user, submission):
+    if not permissions.can_view_submission(request.user, submission):
         raise Http404("No such submission.")  # 404, not 403: do not confirm that the id exists
     return submission
 
@@ -46,7 +86,7 @@ def _columns(keys) -> list[dict]:
 
 def detail(request, pk):
     submission = _visible_submission(request, pk)
-    show_scores = selectors.scores_visible_to_team(submission, request.user)
+    show_scores = permissions.scores_visible_to_team(submission, request.user)
     result = getattr(submission, "result", None) if show_scores and submission.state == "scored" else None
     context = {
         "submission": submission, "phase": submission.phase, "challenge": submission.phase.challenge,
@@ -76,7 +116,7 @@ def detail(request, pk):
 def status_json(request, pk):
     submission = _visible_submission(request, pk)
     return JsonResponse(selectors.submission_status(
-        submission, include_scores=selectors.scores_visible_to_team(submission, request.user)))
+        submission, include_scores=permissions.scores_visible_to_team(submission, request.user)))
 
 
 @login_required
@@ -87,7 +127,7 @@ def select(request, pk):
         messages.error(request, "In this phase the submission that counts is chosen by rule, not by the team.")
     elif submission.state != Submission.State.SCORED:
         messages.error(request, "Only a scored submission can be the one that counts.")
-    elif not submission.phase.is_open() and not is_organizer(request.user, submission.phase):
+    elif not permissions.may_change_selection(request.user, submission.phase):
         messages.error(request, "The phase is closed: the submission that counts can no longer be changed.")
     else:
         services.select_submission(submission)
@@ -134,7 +174,7 @@ def restored_image(request: HttpRequest, pk: int, dataset: str, stem: str) -> Ht
     """A restored image that failed the identity test, kept by the worker; to those who may see the
     submission's scores (the team, the organizers)."""
     submission = _visible_submission(request, pk)
-    if submission.state != Submission.State.SCORED or not selectors.scores_visible_to_team(submission, request.user):
+    if submission.state != Submission.State.SCORED or not permissions.scores_visible_to_team(submission, request.user):
         raise Http404("No such image.")
     image = ImageScore.objects.filter(result__submission=submission, dataset=dataset, stem=stem,
                                       id_failed=True).values_list("dataset", "stem").first()

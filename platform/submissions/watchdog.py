@@ -15,6 +15,8 @@ from django.utils import timezone
 
 from submissions import transitions
 from submissions.models import Submission
+from submissions.services import enqueue_scoring
+from submissions.uploads import abort_abandoned
 
 State = Submission.State
 
@@ -36,8 +38,6 @@ def sweep(now=None) -> dict[str, int]:
                 f" (attempt {submission.attempts + 1} of {settings.FR_MAX_ATTEMPTS}).",
                 sources=(submission.state,),
             ):
-                from submissions.services import enqueue_scoring
-
                 enqueue_scoring(submission.pk)
                 requeued_ids.append(submission.pk)
                 requeued += 1
@@ -59,10 +59,6 @@ def sweep(now=None) -> dict[str, int]:
     ).exclude(pk__in=requeued_ids)
     resent = 0
     for submission in lost.only("pk"):
-        from submissions.services import enqueue_scoring
-
         enqueue_scoring(submission.pk)
         resent += 1
-    from submissions.uploads import abort_abandoned
-
     return {"requeued": requeued, "failed": failed, "resent": resent, "uploads_aborted": abort_abandoned(now)}

@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import unicodedata
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from competitions.models import Challenge, Phase
+from competitions.signals import boards_changed
 from teams.models import Invitation, Membership, Team, team_name_key
 
 TEAM_NAME_MAX = 60
@@ -37,8 +39,6 @@ class TeamError(Exception):
 
 def rules_context() -> dict[str, int]:
     """The numbers the pages' "Teams and fair play" section states (templates/team_rules.html)."""
-    from django.conf import settings
-
     return {"name_max": TEAM_NAME_MAX, "invitation_days": settings.FR_INVITATION_DAYS}
 
 
@@ -148,11 +148,10 @@ def join(*, token: str, user) -> Team:
 
 def leave_refusal(team: Team) -> str | None:
     """Why nobody may leave ``team`` now, or None."""
-    from submissions.models import Submission
-
+    submissions = team.submissions  # submissions.Submission, by its reverse relation (that app sits above this one)
     entry = (
-        Submission.objects.filter(Phase.open_q(prefix="phase__"), team=team)
-        .exclude(state=Submission.State.CANCELLED).select_related("phase").first()
+        submissions.filter(Phase.open_q(prefix="phase__"))
+        .exclude(state=submissions.model.State.CANCELLED).select_related("phase").first()
     )
     open_phase = entry.phase if entry else None
     if open_phase is None:
@@ -164,11 +163,9 @@ def leave_refusal(team: Team) -> str | None:
 
 def _after_departure(team: Team) -> None:
     """Ownership passes to the longest-standing member; an emptied team leaves the leaderboard."""
-    from leaderboard.versions import board_changed
-
     remaining = team.memberships.order_by("joined_at", "pk").first()
     if remaining is None:
-        board_changed(challenge_id=team.challenge_id)
+        boards_changed.send(sender=Team, challenge_id=team.challenge_id)
     elif not team.memberships.filter(is_owner=True).exists():
         Membership.objects.filter(pk=remaining.pk).update(is_owner=True)
 

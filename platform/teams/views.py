@@ -1,14 +1,19 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from competitions.models import Challenge
-from leaderboard.charts import history_charts
-from submissions.selectors import team_score_history
 from teams import services
-from teams.models import Membership, Team
+from teams.models import Team
+
+
+def challenge_detail(request, slug):
+    challenge = get_object_or_404(Challenge, slug=slug)
+    return render(request, "challenge.html", {
+        "challenge": challenge, "phases": challenge.phases.all(), "team": services.team_of(request.user, challenge),
+        "team_rules": services.rules_context(),
+    })
 
 
 @login_required
@@ -23,23 +28,6 @@ def create(request, slug):
             messages.success(request, f"Team {team.name} created.")
             return redirect("team-detail", pk=team.pk)
     return render(request, "team_create.html", {"challenge": challenge, "team_rules": services.rules_context()})
-
-
-@login_required
-def detail(request, pk):
-    team = get_object_or_404(Team.objects.select_related("challenge"), pk=pk)
-    is_member = Membership.objects.filter(team=team, user=request.user).exists()
-    if not is_member and not request.user.is_staff and not team.challenge.organizers.filter(
-            pk=request.user.pk).exists():
-        raise Http404("No such team.")
-    history = team_score_history(team, request.user)  # only the phases whose scores the viewer may see
-    return render(request, "team.html", {
-        "team": team, "challenge": team.challenge, "is_member": is_member,
-        "members": team.memberships.select_related("user").order_by("joined_at"),
-        "invitations": services.open_invitations(team),
-        "is_owner": team.memberships.filter(user=request.user, is_owner=True).exists(),
-        "history": history, "chart_data": history_charts(history),
-    })
 
 
 @login_required

@@ -1,6 +1,7 @@
-"""An organizer in Chromium, on a live embedded stack (SQLite + local files, gunicorn): log in, create a challenge
-and a hidden test phase, try the input set without landmarks (RetinaFace's test weights find no face: the input is
-listed and nothing is stored), upload it with the landmarks CSV, and publish the phase's scores.
+"""An organizer in Chromium, on a live embedded stack (SQLite + local files, gunicorn, a Celery worker): log in,
+create a challenge and a hidden test phase, try the input set without landmarks (a worker runs RetinaFace, whose test
+weights find no face: the progress page lists the input and nothing is stored), upload it with the landmarks CSV,
+and publish the phase's scores.
 
 The organizer is made by ``manage.py createsuperuser --noinput``. Screenshots land in test-artifacts/browser/.
 """
@@ -34,10 +35,11 @@ def live(tmp_path_factory):
     root = tmp_path_factory.mktemp("organizer-stack")
     inputs, landmarks = subset_of_validation(root, per_dataset=1)
     stack = LiveStack("embedded", root / "stack", landmark_weights_dir(),
-                      extra_env={"DJANGO_SUPERUSER_PASSWORD": PASSWORD})
+                      extra_env={"DJANGO_SUPERUSER_PASSWORD": PASSWORD, "FR_PRELOAD_MODELS": "0"})
     try:
         stack.manage("migrate", "--noinput")
         stack.manage("createsuperuser", "--noinput", "--username", "boss", "--email", "boss@example.org")
+        stack.start_worker(queues="default")  # RetinaFace for input sets without every landmark
         stack.start_web()
         stack.inputs, stack.landmarks = inputs, landmarks
         yield stack
@@ -101,17 +103,22 @@ def test_organizer_creates_a_hidden_test_phase_loads_its_inputs_and_publishes(li
         expect(page.locator("#input-set tbody")).to_contain_text("No input set yet")
         shot("phase-created")
 
-        # Without a CSV RetinaFace looks for the faces; its test weights find none, so nothing is stored.
+        # Without a CSV a worker's RetinaFace looks for the faces; its test weights find none, so nothing is stored.
+        # The upload leads to the job's progress page, which reloads itself until the job is over.
         one = zip_inputs(live.inputs, tmp_path / "celeba.zip", only="CelebA")
         upload = page.locator("#input-set-form")
         upload.locator("input[name=archive]").set_input_files(str(one))
         upload.locator("button[type=submit]").click()
+        expect(page).to_have_url(re.compile(rf"{base}/organize/c/{CHALLENGE}/p/{PHASE}/inputs/jobs/\d+/$"))
         no_face = page.locator("#no-face")
         expect(no_face).to_be_visible(timeout=110_000)
+        expect(page.locator("#job-state")).to_have_attribute("data-state", "failed")
+        expect(page.locator("#job-progress")).to_contain_text("1 of 1 inputs looked at")
         [celeba] = sorted(p.name for p in (live.inputs / "CelebA").glob("*.png"))
         expect(no_face.locator("li")).to_have_text([f"CelebA/{celeba}"])
-        expect(page.locator("#input-set tbody")).to_contain_text("No input set yet")
         shot("input-set-no-face")
+        page.get_by_role("link", name="Back to the phase").click()
+        expect(page.locator("#input-set tbody")).to_contain_text("No input set yet")
 
         archive = zip_inputs(live.inputs, tmp_path / "inputs.zip")
         upload = page.locator("#input-set-form")

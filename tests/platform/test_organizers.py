@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from django.core import mail
 from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -23,7 +24,8 @@ from django.utils import timezone
 from competitions.models import Challenge, InputImage, Phase
 from competitions.services import create_phase
 from leaderboard.selectors import phase_leaderboard
-from organizers import exports
+from organizers import exports, services
+from organizers.models import InputSetJob
 from organizers.selectors import score_report_of
 from scoring.inputs import InputImage as ScoringInput
 from scoring.inputs import Landmarks, read_landmarks, scan_inputs, write_landmarks
@@ -346,48 +348,78 @@ def stored_inputs() -> list[tuple[int, str]]:
     return list(InputImage.objects.order_by("pk").values_list("pk", "sha256"))
 
 
-def test_input_set_without_csv_is_refused_past_the_detection_limit_and_lists_the_no_face_inputs(
+def test_input_set_without_csv_goes_to_retinaface_on_a_worker_and_lists_the_no_face_inputs(
     org, loaded_phase, input_folder, tmp_path, detector_settings,
 ):
+    """Issue 12: no cap on the inputs to locate (FR_WEB_DETECT_MAX is gone); the request stores the upload in a job
+    and a worker's task runs RetinaFace. (Was: refused past FR_WEB_DETECT_MAX, detection inside the request.)
+    The task's service runs here in-process; tests/platform/test_input_set_jobs.py runs it on a real worker."""
     phase = loaded_phase
     before = stored_inputs()
     inputs, _ = input_folder
     archive = zip_inputs(inputs, tmp_path / "inputs.zip")
     url = reverse("organizers:input-set", args=[phase.challenge.slug, phase.slug])
 
-    # More inputs to locate than one request may take (RetinaFace is ~0.45 s an image on a CPU): refused, with
-    # the command that writes the CSV; nothing stored.
-    detector_settings.FR_WEB_DETECT_MAX = 1
-    page = org.post(url, {"archive": upload_file(archive, "inputs.zip")}).content.decode()
-    assert "2 input(s) have no landmarks in the CSV; this form locates at most 1 faces." in page
-    assert "python -m scoring landmarks" in page and 'id="no-face"' not in page
-    assert stored_inputs() == before
-
-    detector_settings.FR_WEB_DETECT_MAX = 2
     response = org.post(url, {"archive": upload_file(archive, "inputs.zip")})
-    page = response.content.decode()
-    assert response.status_code == 200 and 'id="no-face"' in page
+    job = InputSetJob.objects.get()
+    assert response.status_code == 302
+    assert response.url == reverse("organizers:input-set-job", args=[phase.challenge.slug, phase.slug, job.pk])
+    assert (job.state, job.images, job.from_csv, job.to_locate) == ("queued", 2, 0, 2)
+    assert default_storage.exists(job.archive.name)
+    page = org.get(response.url).content.decode()
+    assert 'data-state="queued"' in page and 'http-equiv="refresh"' in page
+    assert stored_inputs() == before  # nothing yet
+
+    # The test weights find no face: nothing stored, every input listed, the upload deleted.
+    assert services.run_input_set_job(job.pk) == "failed"
+    job.refresh_from_db()
+    assert (job.done, sorted(job.no_face)) == (2, sorted(RELPATHS))
+    assert not job.archive and not list((tmp_path / "media" / "input-set-jobs").glob("*"))
+    page = org.get(response.url).content.decode()
+    assert 'id="no-face"' in page and 'http-equiv="refresh"' not in page
     for relpath in RELPATHS:
         assert f"<li>{relpath}</li>" in page
+    status = org.get(reverse("organizers:input-set-job-json", args=[phase.challenge.slug, phase.slug, job.pk])).json()
+    assert status["state"] == "failed" and status["final"] and (status["done"], status["total"]) == (2, 2)
     assert stored_inputs() == before
+    assert services.run_input_set_job(job.pk) == "failed"  # a task delivered again leaves a final job alone
 
-    # A CSV for one input: the other is detected again (one input is within a limit of one) and still has no face.
-    detector_settings.FR_WEB_DETECT_MAX = 1
+    # A CSV for one input: only the other goes to RetinaFace, and still has no face.
     celeba, wider = INPUT_LAYOUT.items()
     partial = tmp_path / "partial.csv"
     write_landmarks(partial, [Landmarks(celeba[1], celeba[0], (8.0, 8.0, 56.0, 56.0), LANDMARK_POINTS)])
-    page = org.post(url, {"archive": upload_file(archive, "inputs.zip"),
-                          "landmarks": upload_file(partial, "partial.csv")}).content.decode()
+    response = org.post(url, {"archive": upload_file(archive, "inputs.zip"),
+                              "landmarks": upload_file(partial, "partial.csv")})
+    job = InputSetJob.objects.latest("pk")
+    assert (job.from_csv, job.to_locate) == (1, 1)
+    assert services.run_input_set_job(job.pk) == "failed"
+    page = org.get(response.url).content.decode()
     assert f"<li>{wider[0]}/{wider[1]}.png</li>" in page and f"<li>{celeba[0]}/{celeba[1]}.png</li>" not in page
     assert stored_inputs() == before
 
-    # With the rows for the no-face inputs the set is stored.
+    # With the rows for the no-face inputs the set is stored at once, in the request: nothing to locate.
     full = tmp_path / "full.csv"
     write_landmarks(full, [Landmarks(stem, dataset, (8.0, 8.0, 56.0, 56.0), LANDMARK_POINTS)
                            for dataset, stem in INPUT_LAYOUT.items()])
     response = org.post(url, {"archive": upload_file(archive, "inputs.zip"), "landmarks": upload_file(full, "f.csv")})
-    assert response.status_code == 302
+    assert response.status_code == 302 and response.url == reverse("organizers:phase", args=["ntire", "dev"])
     assert InputImage.objects.filter(dataset__phase=phase).count() == len(INPUT_LAYOUT)
+    assert InputSetJob.objects.count() == 2
+
+
+def test_an_input_set_job_whose_archive_turned_bad_stores_nothing(org, loaded_phase, input_folder, tmp_path,
+                                                                   detector_settings):
+    """The worker checks the stored archive again: one replaced in storage meanwhile fails the job, clearly."""
+    before = stored_inputs()
+    archive = zip_inputs(input_folder[0], tmp_path / "inputs.zip")
+    org.post(reverse("organizers:input-set", args=["ntire", "dev"]), {"archive": upload_file(archive, "inputs.zip")})
+    job = InputSetJob.objects.get()
+    with default_storage.open(job.archive.name, "wb") as handle:
+        handle.write(b"this is no zip")
+    assert services.run_input_set_job(job.pk) == "failed"
+    job.refresh_from_db()
+    assert "not a readable zip archive" in job.error and job.done == 0
+    assert stored_inputs() == before
 
 
 def test_detect_landmarks_with_test_weights_finds_no_face(landmark_weights, input_folder):

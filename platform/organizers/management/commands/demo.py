@@ -36,10 +36,10 @@ class Command(BaseCommand):
 
     def handle(self, port, seed_only, **options):
         call_command("migrate", interactive=False, verbosity=0)
-        if "FR_WEIGHTS_DIR" not in os.environ:
+        if not settings.FR_WEIGHTS_DIR_CONFIGURED:
             # No official weights configured: share the deterministic test weights the test suite
-            # uses (generated once per machine), for this process and the worker alike.
-            settings.FR_WEIGHTS_DIR = os.environ["FR_WEIGHTS_DIR"] = str(default_test_weights_dir())
+            # uses (generated once per machine), for this process and the worker alike (serve passes it on).
+            settings.FR_WEIGHTS_DIR = str(default_test_weights_dir())
         weights = Path(settings.FR_WEIGHTS_DIR)
         self.stdout.write(f"model weights: {weights}")
         ensure_test_weights(weights, niqe_params=shared_niqe_params())
@@ -95,7 +95,8 @@ class Command(BaseCommand):
 
     def serve(self, port):
         root = Path(settings.BASE_DIR)
-        env = {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{root / 'platform'}"}
+        env = {**os.environ, "FR_WEIGHTS_DIR": str(settings.FR_WEIGHTS_DIR),
+               "PYTHONPATH": f"{root}{os.pathsep}{root / 'platform'}"}
         worker = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "frplatform", "worker", "-B", "-Q", "default,scoring",
              "-c", "1", "--loglevel", "INFO", "-s", str(Path(settings.VAR_DIR) / "celerybeat-schedule")],
