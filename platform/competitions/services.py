@@ -16,9 +16,9 @@ from scoring.profile import NTIRE2025_THRESHOLDS, get_profile
 
 
 def create_challenge(*, slug: str, title: str, description: str = "", max_team_size: int = 5,
-                     organizers=()) -> Challenge:
+                     organizers=(), registration_mode: str = Challenge.RegistrationMode.OPEN) -> Challenge:
     challenge = Challenge.objects.create(slug=slug, title=title, description=description,
-                                         max_team_size=max_team_size)
+                                         max_team_size=max_team_size, registration_mode=registration_mode)
     challenge.organizers.set(organizers)
     return challenge
 
