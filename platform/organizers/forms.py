@@ -24,7 +24,7 @@ class ChallengeForm(forms.Form):
     title = forms.CharField(max_length=200)
     description = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), required=False)
     max_team_size = forms.IntegerField(min_value=1, max_value=100, initial=5, label="Team size cap")
-    registration_mode = forms.ChoiceField(choices=Challenge.RegistrationMode.choices,
+    registration_mode = forms.ChoiceField(choices=Challenge.RegistrationMode.choices, required=False,
                                           initial=Challenge.RegistrationMode.OPEN, label="Registration")
 
     def __init__(self, *args: Any, challenge: Challenge | None = None, **kwargs: Any) -> None:
@@ -37,6 +37,11 @@ class ChallengeForm(forms.Form):
         self.challenge = challenge
         if challenge is not None:
             self.fields["slug"].disabled = True
+
+    def clean_registration_mode(self) -> str:
+        # Left out (an older form, a script): the challenge keeps its mode; a new one is open.
+        chosen = self.cleaned_data.get("registration_mode")
+        return chosen or (self.challenge.registration_mode if self.challenge else Challenge.RegistrationMode.OPEN)
 
     def clean_slug(self) -> str:
         slug = self.cleaned_data["slug"]

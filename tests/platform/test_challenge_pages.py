@@ -211,3 +211,14 @@ def test_participants_csv_lists_names_affiliations_teams_through_csv_cells(org_c
     assert owner["full_name"] == "'+Evil Name" and owner["affiliation"] == "Uni of Tests"
     assert owner["team"] == "'=HYPERLINK(\"x\")" and owner["status"] == "approved" and owner["terms_version"] == "0"
     assert by_user["zed"]["team"] == "" and by_user["zed"]["affiliation"] == "Test University"
+
+
+def test_organizer_switches_the_challenge_to_approval(org_client, challenge):
+    response = org_client.post(f"/organize/c/{challenge.slug}/", {
+        "title": challenge.title, "description": "", "max_team_size": "3", "registration_mode": "approval"})
+    assert response.status_code == 302
+    challenge.refresh_from_db()
+    assert challenge.registration_mode == Challenge.RegistrationMode.APPROVAL
+    org_client.post(f"/organize/c/{challenge.slug}/", {"title": "Renamed", "description": "", "max_team_size": "3"})
+    challenge.refresh_from_db()
+    assert challenge.title == "Renamed" and challenge.registration_mode == "approval"  # left out: kept
