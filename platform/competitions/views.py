@@ -1,6 +1,7 @@
 from django.shortcuts import get_object_or_404, render
 
 from competitions import selectors
+from competitions.data_views import data_context
 from competitions.models import Challenge, Phase
 from leaderboard.selectors import is_organizer
 from submissions.selectors import counted_submission_id, phase_scores_visible_to_team, team_submissions
@@ -27,7 +28,7 @@ def phase_detail(request, slug, phase):
     context = {
         "challenge": phase.challenge, "phase": phase, "team": team,
         "datasets": selectors.input_set_summary(phase), "organizer": is_organizer(request.user, phase),
-        "direct_uploads": direct_uploads_enabled(),
+        "direct_uploads": direct_uploads_enabled(), **data_context(request.user, phase),
     }
     if team:
         context["submissions"] = team_submissions(phase, team)

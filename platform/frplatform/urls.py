@@ -6,6 +6,7 @@ from django.http import JsonResponse
 from django.urls import include, path
 from django.views.generic import TemplateView
 
+from competitions import data_views
 from competitions import views as competition_views
 from leaderboard import views as leaderboard_views
 from submissions import api
@@ -46,6 +47,7 @@ urlpatterns = [
     path("c/<slug:slug>/", competition_views.challenge_detail, name="challenge-detail"),
     path("c/<slug:slug>/teams/new/", team_views.create, name="team-create"),
     path("c/<slug:slug>/p/<slug:phase>/", competition_views.phase_detail, name="phase-detail"),
+    path("c/<slug:slug>/p/<slug:phase>/data/<int:file_id>/", data_views.phase_file_download, name="phase-file"),
     path("c/<slug:slug>/p/<slug:phase>/submit/", limited_upload(phase_size_limit(submission_views.upload)),
          name="submission-upload"),
     path("c/<slug:slug>/p/<slug:phase>/leaderboard/", leaderboard_views.leaderboard, name="leaderboard"),
