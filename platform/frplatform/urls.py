@@ -8,6 +8,7 @@ from django.views.generic import TemplateView
 
 from competitions import data_views
 from competitions import views as competition_views
+from competitions.api import data_api
 from leaderboard import views as leaderboard_views
 from submissions import api
 from submissions import views as submission_views
@@ -85,4 +86,6 @@ urlpatterns = [
     path("api/v1/submissions/<int:pk>", api.submission, name="api-submission"),
     path("api/v1/phases/<int:phase_id>/uploads", limited_upload(api.start_upload, json=True), name="api-upload-start"),
     path("api/v1/uploads/<int:upload_id>/finish", api.finish_upload, name="api-upload-finish"),
+    # The downloads' django-ninja router on its own NinjaAPI (its paths collide with none above).
+    path("api/v1/", data_api.urls),
 ]

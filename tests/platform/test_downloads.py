@@ -205,3 +205,34 @@ def test_organizers_add_and_remove_extra_files(client, loaded_phase, organizer, 
     assert client.post(delete).status_code == 302
     assert not PhaseFile.objects.filter(kind=Kind.EXTRA).exists()
     assert client.get(file_url(loaded_phase, extra)).status_code == 404
+
+
+def test_the_api_lists_and_serves_the_files_with_a_token(client, loaded_phase, test_phase, make_user):
+    from accounts.models import ApiToken
+
+    files = built(loaded_phase)
+    pat = make_user("pat")
+    token = ApiToken.objects.create(user=pat).key
+    auth = {"HTTP_AUTHORIZATION": f"Token {token}"}
+    listed = client.get(f"/api/v1/phases/{loaded_phase.pk}/data", **auth).json()
+    assert listed["scoring_profile"] == DEV_PROFILE and not listed["pending"]
+    shown = {f["kind"]: f for f in listed["files"]}
+    assert {k: (f["size"], f["sha256"]) for k, f in shown.items()} == {
+        k: (f.size, f.sha256) for k, f in files.items()}
+    response = client.get(shown["landmarks"]["url"], **auth)
+    assert response.status_code == 200 and response.streaming
+    assert hashlib.sha256(body_of(response)).hexdigest() == files[Kind.LANDMARKS].sha256
+    assert Download.objects.get().via == "api"
+    # A wrong token never falls back to the session; no credentials at all is a 401 too.
+    client.force_login(pat)
+    for headers in ({"HTTP_AUTHORIZATION": "Token wrong"}, {"HTTP_AUTHORIZATION": "Bearer " + token}):
+        assert client.get(f"/api/v1/phases/{loaded_phase.pk}/data", **headers).status_code == 401
+        assert client.get(shown["inputs"]["url"], **headers).status_code == 401
+    client.logout()
+    assert client.get(shown["inputs"]["url"]).status_code == 401
+    # The test phase, before it opens: 404 for its listing and for each of its files' ids.
+    assert client.get(f"/api/v1/phases/{test_phase.pk}/data", **auth).status_code == 404
+    for f in PhaseFile.objects.filter(phase=test_phase):
+        assert client.get(f"/api/v1/data/{f.pk}", **auth).status_code == 404
+    assert client.get("/api/v1/data/999999", **auth).status_code == 404
+    assert Download.objects.count() == 1
