@@ -180,6 +180,9 @@ FR_UPLOAD_RATE = (int(os.environ.get("FR_UPLOAD_RATE_LIMIT", "20")), 3600)  # up
 
 EMAIL_BACKEND = os.environ.get("FR_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = os.environ.get("FR_DEFAULT_FROM_EMAIL", "challenge@localhost")
+# Sign-up sends a link that verifies the address; an unverified account cannot register for a challenge.
+FR_EMAIL_VERIFICATION = env_bool("FR_EMAIL_VERIFICATION", PRODUCTION)
+FR_EMAIL_VERIFICATION_DAYS = int(os.environ.get("FR_EMAIL_VERIFICATION_DAYS", "3"))  # how long a link works
 
 # --- Celery -------------------------------------------------------------------------------
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", f"sqla+sqlite:///{VAR_DIR / 'celery-broker.sqlite3'}")

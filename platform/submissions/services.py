@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from competitions.models import Phase
+from competitions.permissions import participation_refusal
 from submissions import transitions
 from submissions.models import Submission
 from teams.models import Team
@@ -103,6 +104,9 @@ def create_submission(
     """Store the archive through the storage API (streamed, chunk by chunk) and queue it."""
     if team.challenge_id != phase.challenge_id:
         raise SubmissionRefused("This team belongs to another challenge.")
+    refusal = participation_refusal(user, phase.challenge)  # registered, approved, current terms accepted
+    if refusal:
+        raise SubmissionRefused(refusal)
     if team.disqualified:
         raise SubmissionRefused("This team has been disqualified from the challenge.")
     if not phase.is_open():

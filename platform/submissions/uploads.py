@@ -17,6 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from competitions.models import Phase
+from competitions.permissions import participation_refusal
 from submissions import services, transitions
 from submissions.models import PendingUpload, Submission
 from teams.models import Team
@@ -64,6 +65,9 @@ def start_upload(*, phase: Phase, team: Team, user, size: int, description: str 
         raise UploadError(f"The phase {phase.name} is not open for submissions.")
     if team.disqualified:
         raise UploadError("This team has been disqualified from the challenge.")
+    refusal = participation_refusal(user, phase.challenge)
+    if refusal:
+        raise UploadError(refusal)
     if size <= 0:
         raise UploadError("The archive is empty.")
     if size > phase.max_archive_bytes:
@@ -109,6 +113,10 @@ def finish_upload(*, pending: PendingUpload, user, parts: list[dict]) -> Submiss
         raise UploadError(f"The storage refused to assemble the archive: {exc}") from None
     stored = client.head_object(Bucket=bucket, Key=pending.key)["ContentLength"]
     phase = pending.phase
+    refusal = participation_refusal(user, phase.challenge)  # revoked, or the terms changed, since the start
+    if refusal:
+        client.delete_object(Bucket=bucket, Key=pending.key)
+        raise UploadError(refusal)
     if stored != pending.size or stored > phase.max_archive_bytes:
         client.delete_object(Bucket=bucket, Key=pending.key)
         raise UploadError(f"The stored archive has {stored} bytes; {pending.size} were announced.")

@@ -236,3 +236,56 @@ def test_the_api_lists_and_serves_the_files_with_a_token(client, loaded_phase, t
         assert client.get(f"/api/v1/data/{f.pk}", **auth).status_code == 404
     assert client.get("/api/v1/data/999999", **auth).status_code == 404
     assert Download.objects.count() == 1
+
+
+def every_download_url(phase_files) -> list[str]:
+    """Each file's page URL and API URL, and the phase listing's API URL."""
+    urls = []
+    for f in phase_files:
+        urls += [reverse("phase-file", args=[f.phase.challenge.slug, f.phase.slug, f.pk]), f"/api/v1/data/{f.pk}"]
+    return urls + sorted({f"/api/v1/phases/{f.phase_id}/data" for f in phase_files})
+
+
+def assert_refused_everywhere(client, user, phase_files, why: str) -> None:
+    from accounts.models import ApiToken
+
+    token = ApiToken.objects.get_or_create(user=user)[0].key
+    client.force_login(user)
+    for url in every_download_url(phase_files):
+        for headers in ({}, {"HTTP_AUTHORIZATION": f"Token {token}"}):
+            response = client.get(url, **headers)
+            assert response.status_code in (403, 404), (why, url, headers, response.status_code)
+    assert not Download.objects.filter(user=user).exists(), why
+
+
+def test_every_download_url_is_refused_until_approved_and_after_revocation(
+        client, loaded_phase, challenge, make_user, organizer, django_capture_on_commit_callbacks):
+    from competitions.models import Challenge, Registration
+    from competitions.services import create_challenge, decide_registrations, register, revoke_registration
+
+    files = [*built(loaded_phase).values(), data_services.add_extra_file(
+        loaded_phase, SimpleUploadedFile("factsheet.tex", b"%tex"), title="Factsheet", by_user=organizer)]
+    challenge.registration_mode = Challenge.RegistrationMode.APPROVAL
+    challenge.save(update_fields=["registration_mode"])
+    newcomer = make_user("newcomer", registered=False)
+    assert_refused_everywhere(client, newcomer, files, "before registration")
+    page = client.get(reverse("phase-detail", args=["ntire", "dev"])).content.decode()
+    assert "Register for" in page and file_url(loaded_phase, files[0]) not in page  # listed, but no links
+    registration = register(user=newcomer, challenge=challenge, terms_version=0, full_name="New Comer",
+                            affiliation="Somewhere")
+    assert registration.status == Registration.Status.PENDING
+    assert_refused_everywhere(client, newcomer, files, "before approval")
+    other = create_challenge(slug="other", title="Another challenge")
+    outsider = make_user("outsider", registered=False)
+    from tests.platform.conftest import take_part
+
+    take_part(outsider, other)
+    assert_refused_everywhere(client, outsider, files, "another challenge's participant")
+    decide_registrations(challenge=challenge, registration_ids=[registration.pk], approve=True, by_user=organizer)
+    client.force_login(newcomer)
+    for f in files:  # approved: every file downloads
+        assert client.get(file_url(loaded_phase, f)).status_code == 200
+    with django_capture_on_commit_callbacks(execute=True):
+        revoke_registration(challenge=challenge, registration_id=registration.pk, by_user=organizer)
+    Download.objects.all().delete()
+    assert_refused_everywhere(client, newcomer, files, "after revocation")
