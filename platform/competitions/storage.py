@@ -3,6 +3,8 @@ presigned GET URL, with local storage a streamed response read in blocks."""
 
 from __future__ import annotations
 
+import functools
+
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.http import FileResponse, HttpResponse, HttpResponseRedirect
@@ -14,15 +16,18 @@ def s3_storage() -> bool:
     return bool(settings.S3_BUCKET)
 
 
+@functools.cache
 def _presigning_client():
-    """The client that signs for the address participants reach (FR_S3_PUBLIC_ENDPOINT_URL when it differs
-    from the internal one: a signature covers the host)."""
-    if not settings.S3_PUBLIC_ENDPOINT_URL:
-        return default_storage.connection.meta.client
+    """A client signing (Signature Version 4, which every S3 server takes with response-header overrides) for
+    the address participants reach: FR_S3_PUBLIC_ENDPOINT_URL when it differs from the internal one, as a
+    signature covers the host."""
     import boto3
+    from botocore.config import Config
 
-    return boto3.client("s3", endpoint_url=settings.S3_PUBLIC_ENDPOINT_URL, aws_access_key_id=settings.S3_ACCESS_KEY_ID,
-                        aws_secret_access_key=settings.S3_SECRET_ACCESS_KEY, region_name=settings.S3_REGION)
+    endpoint = settings.S3_PUBLIC_ENDPOINT_URL or default_storage.endpoint_url
+    return boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=settings.S3_ACCESS_KEY_ID,
+                        aws_secret_access_key=settings.S3_SECRET_ACCESS_KEY, region_name=settings.S3_REGION,
+                        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}))
 
 
 def presigned_get_url(name: str, filename: str, lifetime: int = DOWNLOAD_URL_LIFETIME) -> str:
