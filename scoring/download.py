@@ -18,12 +18,20 @@ from typing import Any
 
 import requests
 
-MEMBER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,99}/[A-Za-z0-9][A-Za-z0-9_.+-]{0,199}\.png$")
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,199}$")
 
 
 class DownloadError(RuntimeError):
     pass
+
+
+def member_ok(name: str) -> bool:
+    """``<Dataset>/<stem>.png``: two plain path parts (stems may hold spaces, as NTIRE's do), nothing that could
+    point outside the folder or hide a character."""
+    parts = name.split("/")
+    return (len(parts) == 2 and name.endswith(".png") and "\\" not in name
+            and all(part and part not in (".", "..") and not part.startswith(".") for part in parts)
+            and all(ch.isprintable() for ch in name))
 
 
 @dataclass(frozen=True)
@@ -95,7 +103,7 @@ def extract_inputs(archive: Path, dest: Path, sha256: str) -> Path:
         for info in source.infolist():
             if info.is_dir():
                 continue
-            if not MEMBER.match(info.filename):
+            if not member_ok(info.filename):
                 raise DownloadError(f"the input zip holds {info.filename!r}, not <Dataset>/<stem>.png")
             target = partial / info.filename
             target.parent.mkdir(parents=True, exist_ok=True)
