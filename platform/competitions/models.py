@@ -185,3 +185,53 @@ class Registration(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} in {self.challenge.slug} ({self.status})"
+
+
+class PhaseFile(models.Model):
+    """A file participants download from a phase's page: the input set as one zip, its landmarks CSV and the
+    starting kit (built by the platform, one set per input-set version), or an extra file an organizer uploaded."""
+
+    class Kind(models.TextChoices):
+        INPUTS = "inputs", "Input set (zip)"
+        LANDMARKS = "landmarks", "Landmarks (CSV)"
+        STARTING_KIT = "starting_kit", "Starting kit (zip)"
+        EXTRA = "extra", "Extra file"
+
+    BUILT = (Kind.INPUTS, Kind.LANDMARKS, Kind.STARTING_KIT)
+
+    phase = models.ForeignKey(Phase, on_delete=models.CASCADE, related_name="files")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    # The input set it was built from (data_selectors.input_set_version); blank for an extra file.
+    version = models.CharField(max_length=64, blank=True)
+    name = models.CharField(max_length=200)  # the file name participants get
+    title = models.CharField(max_length=200, blank=True)
+    file = models.FileField(max_length=300)
+    size = models.BigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    uploaded_by = models.ForeignKey("auth.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["phase", "kind", "name", "id"]
+        constraints = [models.UniqueConstraint(fields=["phase", "kind", "version"],
+                                               condition=~models.Q(kind="extra"), name="one_built_file_per_version")]
+
+    def __str__(self) -> str:
+        return f"{self.phase}: {self.name}"
+
+
+class Download(models.Model):
+    """One download of a phase file: who, what, when (the file row may be gone since; kind and name stay)."""
+
+    phase = models.ForeignKey(Phase, on_delete=models.CASCADE, related_name="downloads")
+    file = models.ForeignKey(PhaseFile, on_delete=models.SET_NULL, null=True, related_name="downloads")
+    kind = models.CharField(max_length=20, choices=PhaseFile.Kind.choices)
+    name = models.CharField(max_length=200)
+    version = models.CharField(max_length=64, blank=True)
+    user = models.ForeignKey("auth.User", on_delete=models.CASCADE, related_name="downloads")
+    via = models.CharField(max_length=10, default="web")  # web or api
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-at"]
+        indexes = [models.Index(fields=["phase", "kind"])]

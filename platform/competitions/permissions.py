@@ -6,8 +6,11 @@ import it; it reads models by attribute and imports nothing from the apps above.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from accounts.models import email_verified
 from django.conf import settings
+from django.utils import timezone
 
 from competitions.models import Challenge, ChallengePage, Phase, Registration
 
@@ -66,3 +69,29 @@ def current_terms_version(challenge: Challenge) -> int:
     version = (ChallengePage.objects.filter(challenge=challenge, kind=ChallengePage.Kind.TERMS)
                .values_list("version", flat=True).first())
     return version or 0
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why something is refused. ``hidden``: answer as if it did not exist (404), not with a 403."""
+
+    code: str
+    message: str
+    hidden: bool = False
+
+
+def data_refusal(user, phase: Phase, at=None) -> Refusal | None:
+    """Who may download a phase's files (inputs, landmarks, starting kit, extras): its organizers always; anyone
+    else only from the phase's opening date on (before it, a test phase's inputs must not leak: its files answer
+    as if they did not exist) and only while they may take part in the challenge (participation_refusal)."""
+    if is_phase_organizer(user, phase):
+        return None
+    if not (user and user.is_authenticated):
+        return Refusal("login", "Log in to download the data.")
+    if phase.opens_at > (at or timezone.now()):
+        return Refusal("not_open", f"The data of {phase.name} is available from {phase.opens_at:%Y-%m-%d %H:%M} UTC.",
+                       hidden=True)
+    refusal = participation_refusal(user, phase.challenge)
+    if refusal:
+        return Refusal("not_participant", refusal)
+    return None

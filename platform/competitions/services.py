@@ -10,6 +10,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
+from competitions.data_services import request_phase_data
 from competitions.models import Challenge, ChallengePage, InputDataset, InputImage, Phase, Registration
 from scoring.inputs import InputSetError, check_landmarks_cover, read_landmarks, scan_inputs
 from scoring.profile import NTIRE2025_THRESHOLDS, get_profile
@@ -91,6 +92,7 @@ def load_input_set(phase: Phase, folder: Path, landmarks_csv: Path,
         if profile_thresholds != phase.profile_snapshot.get("identity_thresholds"):
             phase.profile_snapshot = {**phase.profile_snapshot, "identity_thresholds": profile_thresholds}
             phase.save(update_fields=["profile_snapshot"])
+        request_phase_data(phase.pk)  # the downloads of this input-set version, built by a worker
     return len(images)
 
 

@@ -5,6 +5,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from competitions import selectors, services
+from competitions.data_views import data_context
 from competitions.markdown import render_markdown
 from competitions.models import Challenge, ChallengePage, Phase
 from competitions.permissions import current_terms_version, participation_refusal
@@ -74,7 +75,7 @@ def phase_detail(request, slug, phase):
     context = {
         "challenge": phase.challenge, "phase": phase, "team": team,
         "datasets": selectors.input_set_summary(phase), "organizer": is_organizer(request.user, phase),
-        "direct_uploads": direct_uploads_enabled(),
+        "direct_uploads": direct_uploads_enabled(), **data_context(request.user, phase),
     }
     if team:
         context["submissions"] = team_submissions(phase, team)

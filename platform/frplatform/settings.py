@@ -226,6 +226,8 @@ FR_RESEND_AFTER = int(os.environ.get("FR_RESEND_AFTER", "900"))
 # Inputs without landmarks the organizers' input-set form may run RetinaFace on within one request (~0.45 s
 # an image on a CPU; more raise a clear error pointing to `python -m scoring landmarks`).
 FR_WEB_DETECT_MAX = int(os.environ.get("FR_WEB_DETECT_MAX", "100"))
+# The largest extra file (a factsheet template, say) organizers may upload for a phase's participants.
+FR_EXTRA_FILE_MAX_BYTES = int(os.environ.get("FR_EXTRA_FILE_MAX_BYTES", str(200 * 1024**2)))
 
 if PRODUCTION:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

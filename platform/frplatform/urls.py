@@ -6,7 +6,9 @@ from django.http import JsonResponse
 from django.urls import include, path
 from django.views.generic import TemplateView
 
+from competitions import data_views
 from competitions import views as competition_views
+from competitions.api import data_api
 from leaderboard import views as leaderboard_views
 from submissions import api
 from submissions import views as submission_views
@@ -63,6 +65,7 @@ urlpatterns = [
     path("c/<slug:slug>/register/", competition_views.register, name="challenge-register"),
     path("c/<slug:slug>/teams/new/", team_views.create, name="team-create"),
     path("c/<slug:slug>/p/<slug:phase>/", competition_views.phase_detail, name="phase-detail"),
+    path("c/<slug:slug>/p/<slug:phase>/data/<int:file_id>/", data_views.phase_file_download, name="phase-file"),
     path("c/<slug:slug>/p/<slug:phase>/submit/", limited_upload(phase_size_limit(submission_views.upload)),
          name="submission-upload"),
     path("c/<slug:slug>/p/<slug:phase>/leaderboard/", leaderboard_views.leaderboard, name="leaderboard"),
@@ -100,4 +103,6 @@ urlpatterns = [
     path("api/v1/submissions/<int:pk>", api.submission, name="api-submission"),
     path("api/v1/phases/<int:phase_id>/uploads", limited_upload(api.start_upload, json=True), name="api-upload-start"),
     path("api/v1/uploads/<int:upload_id>/finish", api.finish_upload, name="api-upload-finish"),
+    # The downloads' django-ninja router on its own NinjaAPI (its paths collide with none above).
+    path("api/v1/", data_api.urls),
 ]

@@ -159,6 +159,11 @@ class BaselineForm(forms.Form):
     description = forms.CharField(max_length=300, required=False)
 
 
+class ExtraFileForm(forms.Form):
+    title = forms.CharField(max_length=200, required=False, help_text="What participants see, e.g. Factsheet template")
+    file = forms.FileField()
+
+
 class RerunForm(forms.Form):
     reason = forms.CharField(max_length=200, required=False, initial="New scoring weights.")
 

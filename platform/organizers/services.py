@@ -24,6 +24,7 @@ from django.core.mail import EmailMessage, get_connection
 from django.db import IntegrityError, transaction
 
 from competitions import services as competition_services
+from competitions.data_services import request_phase_data
 from competitions.models import Challenge, InputDataset, InputImage, Phase
 from organizers import bundles, selectors
 from scoring.inputs import InputSetError, Landmarks, check_landmarks_cover, read_landmarks, scan_inputs, write_landmarks
@@ -492,6 +493,8 @@ def _create_from_bundle(bundle: bundles.Bundle, slug: str, start: datetime, user
                                        file=stored[image["sha256"]], landmarks=image["landmarks"], box=image["box"]))
             InputImage.objects.bulk_create(rows)
             images += len(rows)
+        if entry["datasets"]:
+            request_phase_data(phase.pk)
         for item in entry["baselines"]:
             with tempfile.TemporaryFile(dir=scratch) as spool:
                 for block in bundle.stream(item["archive"]):

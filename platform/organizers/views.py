@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from competitions import data_selectors, data_services
 from competitions.models import Challenge, Phase
 from competitions.selectors import input_set_summary
 from leaderboard.selectors import (
@@ -31,6 +32,7 @@ from organizers.forms import (
     BundleImportForm,
     ChallengeForm,
     EmailForm,
+    ExtraFileForm,
     InputSetForm,
     NewEditionForm,
     PageForm,
@@ -203,9 +205,11 @@ def phase_create(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 def _phase_page(request: HttpRequest, phase: Phase, *, input_form: InputSetForm | None = None,
-                baseline_form: BaselineForm | None = None, no_face: list[str] | None = None) -> HttpResponse:
+                baseline_form: BaselineForm | None = None, no_face: list[str] | None = None,
+                extra_form: ExtraFileForm | None = None) -> HttpResponse:
     metrics = shown_metrics(phase)
     entries = selectors.phase_entries(phase)
+    data_files = data_selectors.phase_files(phase)
     return render(request, "organizers/phase.html", {
         "challenge": phase.challenge, "phase": phase, "datasets": input_set_summary(phase),
         "input_form": input_form or InputSetForm(), "baseline_form": baseline_form or BaselineForm(),
@@ -214,6 +218,8 @@ def _phase_page(request: HttpRequest, phase: Phase, *, input_form: InputSetForm 
         "unverified": selectors.unverified_count(phase, entries), "rerunnable": selectors.rerun_count(phase),
         "recipients": selectors.phase_recipients(phase).count(),
         "places": unresolved_places(rank_stability_view(phase, request.user).data),
+        "data_files": data_files, "data_pending": data_selectors.data_pending(phase, data_files),
+        "download_counts": data_selectors.download_counts(phase), "extra_form": extra_form or ExtraFileForm(),
     })
 
 
@@ -310,6 +316,41 @@ def baseline_add(request: HttpRequest, slug: str, phase: str) -> HttpResponse:
             messages.success(request, f"Baseline {submission.team.name}: submission {submission.pk} queued.")
             return redirect("organizers:phase", slug=slug, phase=found.slug)
     return _phase_page(request, found, baseline_form=form)
+
+
+@require_POST
+def extra_file_add(request: HttpRequest, slug: str, phase: str) -> HttpResponse:
+    found = _phase(request, slug, phase)
+    form = ExtraFileForm(request.POST, request.FILES)
+    if form.is_valid():
+        try:
+            added = data_services.add_extra_file(found, form.cleaned_data["file"], title=form.cleaned_data["title"],
+                                                 by_user=request.user)
+        except data_services.DataError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"{added.name} is now offered on the phase page.")
+            return redirect("organizers:phase", slug=slug, phase=found.slug)
+    return _phase_page(request, found, extra_form=form)
+
+
+@require_POST
+def extra_file_delete(request: HttpRequest, slug: str, phase: str, file_id: int) -> HttpResponse:
+    found = _phase(request, slug, phase)
+    try:
+        data_services.delete_extra_file(found, file_id)
+    except data_services.DataError as exc:
+        raise Http404(str(exc)) from None
+    messages.success(request, "The file was removed.")
+    return redirect("organizers:phase", slug=slug, phase=found.slug)
+
+
+@require_POST
+def data_build(request: HttpRequest, slug: str, phase: str) -> HttpResponse:
+    found = _phase(request, slug, phase)
+    data_services.request_phase_data(found.pk)
+    messages.success(request, "The downloads are being built; reload the page in a minute.")
+    return redirect("organizers:phase", slug=slug, phase=found.slug)
 
 
 @require_http_methods(["GET", "POST"])

@@ -1,0 +1,87 @@
+"""The downloads over the API (django-ninja): a phase's files, and one file (a presigned redirect with S3 storage,
+else streamed). Mounted on its own NinjaAPI in frplatform/urls.py for now (``data_api``)."""
+
+from __future__ import annotations
+
+from accounts.tokens import token_user
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
+from ninja import NinjaAPI, Router, Schema
+from ninja.errors import HttpError
+from ninja.security import APIKeyHeader
+
+from competitions import data_selectors, permissions
+from competitions.data_views import allowed_file, send_file
+from competitions.models import Phase, PhaseFile
+
+
+class TokenAuth(APIKeyHeader):
+    """``Authorization: Token <key>``; without the header, the browser session (GET only here: no CSRF to check)."""
+
+    param_name = "Authorization"
+
+    def authenticate(self, request: HttpRequest, key: str | None):
+        return token_user(request)
+
+
+class FileOut(Schema):
+    id: int
+    kind: str
+    name: str
+    title: str
+    size: int
+    sha256: str
+    url: str
+
+
+class PhaseDataOut(Schema):
+    phase: int
+    challenge: str
+    name: str
+    scoring_profile: str
+    pending: bool  # the input set's files are still being built
+    files: list[FileOut]
+
+
+router = Router(auth=TokenAuth(), tags=["data"])
+
+
+def _phase(phase_id: int) -> Phase:
+    return get_object_or_404(Phase.objects.select_related("challenge"), pk=phase_id)
+
+
+@router.get("/phases/{phase_id}/data", response=PhaseDataOut, url_name="api-phase-data")
+def phase_data(request: HttpRequest, phase_id: int):
+    phase = _phase(phase_id)
+    refusal = permissions.data_refusal(request.auth, phase)
+    if refusal and refusal.hidden:
+        raise Http404
+    if refusal:
+        raise HttpError(403, refusal.message)
+    files = data_selectors.phase_files(phase)
+    return {"phase": phase.pk, "challenge": phase.challenge.slug, "name": phase.name,
+            "scoring_profile": phase.scoring_profile, "pending": data_selectors.data_pending(phase, files),
+            "files": [{"id": f.pk, "kind": f.kind, "name": f.name, "title": f.title, "size": f.size,
+                       "sha256": f.sha256, "url": f"/api/v1/data/{f.pk}"} for f in files]}
+
+
+@router.get("/data/{file_id}", url_name="api-data-file")
+def data_file(request: HttpRequest, file_id: int) -> HttpResponse:
+    found = PhaseFile.objects.select_related("phase__challenge").filter(pk=file_id).first()
+    if found is None:
+        raise Http404
+    return send_file(request.auth, allowed_file(request.auth, found.phase, file_id), "api")
+
+
+def _errors(api: NinjaAPI) -> None:
+    from django.core.exceptions import PermissionDenied
+
+    @api.exception_handler(PermissionDenied)
+    def refused(request, exc):
+        return api.create_response(request, {"detail": str(exc) or "refused"}, status=403)
+
+
+# Its own API until issue 12's NinjaAPI takes the router (``api.add_router("/", competitions.api.router)``).
+data_api = NinjaAPI(title="Data downloads", urls_namespace="data-api", docs_url=None, openapi_url=None)
+data_api.add_router("/", router)
+_errors(data_api)
