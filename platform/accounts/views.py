@@ -57,6 +57,15 @@ def verify_email(request, token):
 
 @login_required
 def account(request):
+    if request.method == "POST":
+        try:
+            services.update_profile(request.user, full_name=request.POST.get("full_name", ""),
+                                    affiliation=request.POST.get("affiliation", ""))
+        except services.AccountError as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, "Profile saved.")
+        return redirect("account")
     return render(request, "registration/account.html", {
         "verification": settings.FR_EMAIL_VERIFICATION, "verified": email_verified(request.user),
         "profile": getattr(request.user, "profile", None),

@@ -132,3 +132,16 @@ def test_email_verification_at_signup(client, settings, challenge):
     assert "Email address vera@example.org verified." in verified.text and 'id="email-verified"' in verified.text
     registered = client.post(f"/c/{challenge.slug}/register/", form, follow=True)
     assert 'data-status="approved"' in registered.text
+
+
+def test_profile_fields_are_edited_on_the_account_page(client, make_user):
+    user = make_user("alice")
+    client.force_login(user)
+    saved = client.post("/accounts/", {"full_name": " Alice Liddell ", "affiliation": "Wonderland U"}, follow=True)
+    assert "Profile saved." in saved.text and 'value="Wonderland U"' in saved.text
+    user.profile.refresh_from_db()
+    assert (user.profile.full_name, user.profile.affiliation) == ("Alice Liddell", "Wonderland U")
+    refused = client.post("/accounts/", {"full_name": "", "affiliation": "Nowhere"}, follow=True)
+    assert "Give your full name and your affiliation" in refused.text
+    user.profile.refresh_from_db()
+    assert user.profile.affiliation == "Wonderland U"  # nothing lost
