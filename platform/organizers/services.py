@@ -457,7 +457,11 @@ def _create_from_bundle(bundle: bundles.Bundle, slug: str, start: datetime, user
     about = manifest["challenge"]
     challenge = competition_services.create_challenge(
         slug=slug, title=title or about["title"], description=about["description"],
-        max_team_size=about["max_team_size"], organizers=[user])
+        max_team_size=about["max_team_size"], organizers=[user],
+        registration_mode=about.get("registration_mode", Challenge.RegistrationMode.OPEN))
+    for page in about.get("pages", []):  # a new challenge: its Terms start again at version 1
+        competition_services.save_page(challenge=challenge, kind=page["kind"], body=page["body"], title=page["title"],
+                                       slug=page["slug"], order=page["order"])
     stored: dict[str, str] = {}
     images = reused = 0
     baselines: list[Submission] = []
