@@ -5,10 +5,11 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from competitions.models import Challenge
+from competitions.permissions import participation_refusal
 from leaderboard.charts import history_charts
 from submissions.selectors import team_score_history
 from teams import services
-from teams.models import Membership, Team
+from teams.models import Invitation, Membership, Team
 
 
 @login_required
@@ -59,15 +60,20 @@ def invite(request, pk):
 
 @login_required
 def join(request, token):
+    invitation = Invitation.objects.select_related("team__challenge").filter(token=token).first()
+    challenge = invitation.team.challenge if invitation else None
     if request.method == "POST":
         try:
             team = services.join(token=token, user=request.user)
         except services.TeamError as exc:
             messages.error(request, str(exc))
-            return redirect("home")
+            # Back to the challenge page, where registration is, when the link names a challenge.
+            return redirect("challenge-detail", slug=challenge.slug) if challenge else redirect("home")
         messages.success(request, f"You joined {team.name}.")
         return redirect("team-detail", pk=team.pk)
-    return render(request, "team_join.html", {"token": token})
+    return render(request, "team_join.html", {
+        "token": token, "challenge": challenge,
+        "refusal": participation_refusal(request.user, challenge) if challenge else None})
 
 
 @login_required

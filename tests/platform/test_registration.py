@@ -163,3 +163,14 @@ def test_unverified_email_cannot_register(challenge, make_user, settings):
     ada.email = "ada@elsewhere.example"
     ada.save()
     assert "Verify your email address" in participation_refusal(ada, challenge)
+
+
+def test_an_invitation_link_tells_a_newcomer_to_register_first(client, challenge, make_team, make_user):
+    team = make_team("Hosts")
+    link = teams.invite(team=team, by_user=team.created_by)
+    client.force_login(make_user("newcomer", registered=False))
+    page = client.get(f"/teams/join/{link.token}/").content.decode()
+    assert 'id="participation-refusal"' in page and f'href="/c/{challenge.slug}/#registration"' in page
+    refused = client.post(f"/teams/join/{link.token}/")
+    assert refused.status_code == 302 and refused["Location"] == f"/c/{challenge.slug}/"
+    assert not team.memberships.filter(user__username="newcomer").exists()
