@@ -21,3 +21,51 @@ def phase_counts(phase: Phase) -> dict:
     return phase.submissions.aggregate(
         total=Count("id"), scored=Count("id", filter=Q(state="scored"))
     )
+
+
+def challenge_pages(challenge: Challenge):
+    """The challenge's tabs, in order."""
+    from competitions.models import ChallengePage
+
+    return list(ChallengePage.objects.filter(challenge=challenge).order_by("order", "id"))
+
+
+def evaluation_markdown(challenge: Challenge) -> str:
+    """Every phase's formula and thresholds, from the profile the phase scores with (its snapshot)."""
+    from scoring.profile import ScoringProfile
+    from scoring.profile import evaluation_markdown as profile_markdown
+
+    parts = []
+    for phase in challenge.phases.all():
+        profile = ScoringProfile.from_dict(phase.profile_snapshot)
+        parts.append(profile_markdown(profile, f"{phase.name} ({phase.get_kind_display().lower()} phase)"))
+    return "\n".join(parts)
+
+
+def phase_timeline(challenge: Challenge, now=None) -> list[dict]:
+    """The phases in order with their dates, whether each is open now, and the time left in an open one."""
+    from django.utils import timezone
+
+    now = now or timezone.now()
+    rows = []
+    for phase in challenge.phases.all():
+        state = ("open" if phase.is_open(now) else "upcoming" if phase.opens_at > now else "closed")
+        left = phase.closes_at - now if state == "open" and phase.closes_at else None
+        rows.append({"phase": phase, "state": state, "time_left": left,
+                     "starts_in": phase.opens_at - now if state == "upcoming" else None})
+    return rows
+
+
+def registration_of(user, challenge: Challenge):
+    from competitions.models import Registration
+
+    if not user.is_authenticated:
+        return None
+    return Registration.objects.filter(user=user, challenge=challenge).first()
+
+
+def registrations(challenge: Challenge, status: str | None = None):
+    from competitions.models import Registration
+
+    rows = Registration.objects.filter(challenge=challenge).select_related("user", "user__profile", "decided_by")
+    return rows.filter(status=status) if status else rows

@@ -17,9 +17,9 @@ from scoring.profile import NTIRE2025_THRESHOLDS, get_profile
 
 
 def create_challenge(*, slug: str, title: str, description: str = "", max_team_size: int = 5,
-                     organizers=()) -> Challenge:
+                     organizers=(), registration_mode: str = Challenge.RegistrationMode.OPEN) -> Challenge:
     challenge = Challenge.objects.create(slug=slug, title=title, description=description,
-                                         max_team_size=max_team_size)
+                                         max_team_size=max_team_size, registration_mode=registration_mode)
     challenge.organizers.set(organizers)
     return challenge
 
@@ -99,12 +99,20 @@ def load_input_set(phase: Phase, folder: Path, landmarks_csv: Path,
 # --------------------------------------------------------------------------- registration
 
 
-class RegistrationError(Exception):
+class ChallengeError(Exception):
     """Refused; ``code`` names the reason, the message is shown to the user as it is."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+class RegistrationError(ChallengeError):
+    pass
+
+
+class PageError(ChallengeError):
+    pass
 
 
 def _terms(challenge: Challenge) -> ChallengePage | None:
@@ -211,3 +219,53 @@ def revoke_registration(*, challenge: Challenge, registration_id: int, by_user, 
             registration, f"{challenge.title}: participation revoked",
             f"the organizers of {challenge.title} revoked your participation."))
     return registration
+
+
+# --------------------------------------------------------------------------- challenge pages
+
+PAGE_DEFAULTS = {  # the fixed pages' slugs, titles and tab order
+    ChallengePage.Kind.OVERVIEW: ("overview", "Overview", 0),
+    ChallengePage.Kind.EVALUATION: ("evaluation", "Evaluation", 10),
+    ChallengePage.Kind.DATA: ("data", "Data", 20),
+    ChallengePage.Kind.TERMS: ("terms", "Terms", 30),
+}
+
+
+def save_page(*, challenge: Challenge, kind: str, body: str, title: str = "", slug: str = "",
+              order: int | None = None, page: ChallengePage | None = None) -> ChallengePage:
+    """Create or change a Markdown page. Changing the Terms page's text makes a new version: everyone
+    accepts it again before they next take part."""
+    from django.db import IntegrityError
+    from django.utils.text import slugify
+
+    if kind not in ChallengePage.Kind.values:
+        raise PageError("page_kind", f"Unknown page kind {kind!r}.")
+    default_slug, default_title, default_order = PAGE_DEFAULTS.get(kind, ("", "", 40))
+    title = (title or default_title).strip()[:100]
+    slug = default_slug or slugify(slug or title)[:50]
+    if not title or not slug:
+        raise PageError("page_title", "An extra page needs a title.")
+    with transaction.atomic():
+        if page is None:
+            page = ChallengePage.objects.select_for_update().filter(challenge=challenge, kind=kind).first() \
+                if kind != ChallengePage.Kind.EXTRA else None
+        if page is None:
+            page = ChallengePage(challenge=challenge, kind=kind, order=default_order)
+        elif page.kind == ChallengePage.Kind.TERMS and page.body != body:
+            page.version += 1
+        page.slug, page.title, page.body = slug, title, body
+        if order is not None:
+            page.order = order
+        try:
+            with transaction.atomic():
+                page.save()
+        except IntegrityError:
+            raise PageError("page_slug", f"This challenge has a page at {slug!r} already.") from None
+    return page
+
+
+def delete_page(page: ChallengePage) -> None:
+    if page.kind == ChallengePage.Kind.TERMS:
+        # Without a Terms page the terms are version 0: everyone would have to "accept" again.
+        raise PageError("page_terms", "The Terms page can be changed but not removed.")
+    page.delete()

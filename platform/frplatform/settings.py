@@ -112,6 +112,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
@@ -180,6 +181,7 @@ FR_UPLOAD_RATE = (int(os.environ.get("FR_UPLOAD_RATE_LIMIT", "20")), 3600)  # up
 
 EMAIL_BACKEND = os.environ.get("FR_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = os.environ.get("FR_DEFAULT_FROM_EMAIL", "challenge@localhost")
+EMAIL_FILE_PATH = os.environ.get("FR_EMAIL_FILE_PATH", str(VAR_DIR / "mail"))  # the file-based backend's folder
 # Sign-up sends a link that verifies the address; an unverified account cannot register for a challenge.
 FR_EMAIL_VERIFICATION = env_bool("FR_EMAIL_VERIFICATION", PRODUCTION)
 FR_EMAIL_VERIFICATION_DAYS = int(os.environ.get("FR_EMAIL_VERIFICATION_DAYS", "3"))  # how long a link works

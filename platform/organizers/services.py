@@ -46,19 +46,23 @@ class OrganizerError(Exception):
 # --------------------------------------------------------------------------- challenges and phases
 
 
-def create_challenge(*, user, slug: str, title: str, description: str = "", max_team_size: int = 5) -> Challenge:
+def create_challenge(*, user, slug: str, title: str, description: str = "", max_team_size: int = 5,
+                     registration_mode: str = Challenge.RegistrationMode.OPEN) -> Challenge:
     """A new challenge, organized by the user who creates it."""
     try:
         with transaction.atomic():
             return competition_services.create_challenge(
-                slug=slug, title=title, description=description, max_team_size=max_team_size, organizers=[user])
+                slug=slug, title=title, description=description, max_team_size=max_team_size, organizers=[user],
+                registration_mode=registration_mode)
     except IntegrityError:
         raise OrganizerError(f"A challenge with the slug {slug!r} exists already.") from None
 
 
-def update_challenge(challenge: Challenge, *, title: str, description: str, max_team_size: int, **_: Any) -> Challenge:
+def update_challenge(challenge: Challenge, *, title: str, description: str, max_team_size: int,
+                     registration_mode: str | None = None, **_: Any) -> Challenge:
     challenge.title, challenge.description, challenge.max_team_size = title, description, max_team_size
-    challenge.save(update_fields=["title", "description", "max_team_size"])
+    challenge.registration_mode = registration_mode or challenge.registration_mode
+    challenge.save(update_fields=["title", "description", "max_team_size", "registration_mode"])
     return challenge
 
 

@@ -35,7 +35,9 @@ from organizers.forms import (
     ExtraFileForm,
     InputSetForm,
     NewEditionForm,
+    PageForm,
     PhaseForm,
+    RegistrationDecisionForm,
     RerunForm,
 )
 from scoring.inputs import InputSetError
@@ -180,6 +182,7 @@ def challenge_home(request: HttpRequest, slug: str) -> HttpResponse:
         "challenge": challenge, "form": form, "phases": challenge.phases.all(),
         "can_create": selectors.can_create_challenge(request.user),
         "organizers": challenge.organizers.order_by("username"),
+        "pending_count": challenge.registrations.filter(status="pending").count(),
     })
 
 
@@ -463,3 +466,80 @@ def team_disqualify(request: HttpRequest, pk: int) -> HttpResponse:
     services.set_disqualified(team, disqualified)
     messages.success(request, f"Team {team.name} {'disqualified' if disqualified else 'requalified'}.")
     return _back(request, reverse("organizers:queue", args=[team.challenge.slug]))
+
+
+# --------------------------------------------------------------------------- pages and registrations
+
+
+@require_http_methods(["GET", "POST"])
+def pages(request: HttpRequest, slug: str, page_id: int | None = None) -> HttpResponse:
+    """The challenge's Markdown pages: the list, and the form for a new page or the one chosen."""
+    from competitions import services as competition_services
+    from competitions.models import ChallengePage
+    from competitions.selectors import challenge_pages
+
+    challenge = _challenge(request, slug)
+    page = get_object_or_404(ChallengePage, challenge=challenge, pk=page_id) if page_id else None
+    form = PageForm(request.POST or None, page=page, initial=None if page else {"kind": request.GET.get("kind")})
+    if request.method == "POST" and request.POST.get("delete") and page is not None:
+        try:
+            competition_services.delete_page(page)
+        except competition_services.PageError as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, f"Page {page.title} removed.")
+        return redirect("organizers:pages", slug=slug)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            saved = competition_services.save_page(
+                challenge=challenge, kind=page.kind if page else data["kind"], body=data["body"],
+                title=data["title"], order=data["order"], page=page)
+        except competition_services.PageError as exc:
+            form.add_error(None, str(exc))
+        else:
+            note = f" (Terms version {saved.version}: participants accept it again)" if saved.kind == "terms" else ""
+            messages.success(request, f"Page {saved.title} saved.{note}")
+            return redirect("organizers:page", slug=slug, page_id=saved.pk)
+    return render(request, "organizers/pages.html", {"challenge": challenge, "pages": challenge_pages(challenge),
+                                                     "page": page, "form": form})
+
+
+@require_http_methods(["GET", "POST"])
+def registrations(request: HttpRequest, slug: str) -> HttpResponse:
+    """Registration requests: approve or deny one or many with a message; revoke a participant."""
+    from competitions import services as competition_services
+    from competitions.selectors import registrations as challenge_registrations
+
+    challenge = _challenge(request, slug)
+    rows = challenge_registrations(challenge).order_by("status", "created_at")
+    form = RegistrationDecisionForm(request.POST or None, choices=[(r.pk, r.user.username) for r in rows])
+    if request.method == "POST" and request.POST.get("revoke"):
+        try:
+            revoked = competition_services.revoke_registration(
+                challenge=challenge, registration_id=int(request.POST["revoke"]), by_user=request.user,
+                message=request.POST.get("message", ""))
+        except (ValueError, competition_services.RegistrationError) as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, f"{revoked.user.username}'s participation revoked; their team's "
+                                      "submissions stay.")
+        return redirect("organizers:registrations", slug=slug)
+    if request.method == "POST" and form.is_valid():
+        approve = form.cleaned_data["decision"] == "approve"
+        count = competition_services.decide_registrations(
+            challenge=challenge, registration_ids=form.cleaned_data["registrations"], approve=approve,
+            by_user=request.user, message=form.cleaned_data["message"])
+        messages.success(request, f"{count} registration{'' if count == 1 else 's'} "
+                                  f"{'approved' if approve else 'denied'}; each participant was emailed.")
+        return redirect("organizers:registrations", slug=slug)
+    return render(request, "organizers/registrations.html", {"challenge": challenge, "rows": rows, "form": form})
+
+
+@require_GET
+def participants_csv(request: HttpRequest, slug: str) -> HttpResponse:
+    challenge = _challenge(request, slug)
+    response = HttpResponse(exports.participants_csv(challenge), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{slug}-participants.csv"'
+    response["Cache-Control"] = "private, no-store"
+    return response
