@@ -59,10 +59,11 @@ def phase_data(request: HttpRequest, phase_id: int):
     if refusal:
         raise HttpError(403, refusal.message)
     files = data_selectors.phase_files(phase)
+    prefix = request.path.rsplit("/phases/", 1)[0]  # wherever the router is mounted
     return {"phase": phase.pk, "challenge": phase.challenge.slug, "name": phase.name,
             "scoring_profile": phase.scoring_profile, "pending": data_selectors.data_pending(phase, files),
             "files": [{"id": f.pk, "kind": f.kind, "name": f.name, "title": f.title, "size": f.size,
-                       "sha256": f.sha256, "url": f"/api/v1/data/{f.pk}"} for f in files]}
+                       "sha256": f.sha256, "url": f"{prefix}/data/{f.pk}"} for f in files]}
 
 
 @router.get("/data/{file_id}", url_name="api-data-file")

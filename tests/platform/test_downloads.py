@@ -289,3 +289,26 @@ def test_every_download_url_is_refused_until_approved_and_after_revocation(
         revoke_registration(challenge=challenge, registration_id=registration.pk, by_user=organizer)
     Download.objects.all().delete()
     assert_refused_everywhere(client, newcomer, files, "after revocation")
+
+
+def test_organizers_queue_a_build_and_a_bundle_import_queues_one_per_phase(client, loaded_phase, organizer,
+                                                                           make_user, tmp_path,
+                                                                           django_capture_on_commit_callbacks):
+    from organizers import bundles
+    from organizers.services import import_bundle
+
+    default_queue_builds()
+    url = reverse("organizers:data-build", args=["ntire", "dev"])
+    make_user("pat")
+    client.login(username="pat", password=PASSWORD)
+    assert client.post(url).status_code == 403
+    client.force_login(organizer)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.post(url).status_code == 302
+    assert default_queue_builds() == [[loaded_phase.pk]]
+    bundle = tmp_path / "bundle.zip"
+    with open(bundle, "wb") as out:
+        bundles.export_bundle(loaded_phase.challenge, out)
+    with django_capture_on_commit_callbacks(execute=True):
+        imported = import_bundle(bundle, slug="ntire-copy", start=timezone.now(), user=organizer, enqueue=False)
+    assert default_queue_builds() == [[imported.challenge.phases.get().pk]]

@@ -1,5 +1,5 @@
 """A stack serving a phase's downloads: the phase created with its input set, a worker building the files, and a
-registered participant's API token. Shared by tests/platform/test_downloads_s3.py and bench/download_s3.py."""
+registered participant's API token. Shared by tests/platform/test_downloads_stacks.py and bench/download_s3.py."""
 
 from __future__ import annotations
 

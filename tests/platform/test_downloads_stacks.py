@@ -1,5 +1,7 @@
-"""Downloads with S3 storage (SeaweedFS), through gunicorn and a Celery worker: the files are built into the bucket,
-every download is a presigned redirect (no byte passes through the web process) and the CLI verifies them."""
+"""Downloads through real stacks (gunicorn and a Celery worker): with S3 storage (SeaweedFS) the files are built into
+the bucket and every download is a presigned redirect (no byte passes through the web process); on the embedded
+default (SQLite, its own broker, local files) the worker builds them too and the web streams them. The CLI verifies
+both."""
 
 from __future__ import annotations
 
@@ -68,5 +70,26 @@ def test_s3_downloads_are_presigned_redirects_and_verified_by_the_cli(s3, tmp_pa
         assert served[0] == given[0] and sorted(served[1:]) == sorted(given[1:])
         counted = stack.shell("from competitions.models import Download; print(Download.objects.count())")
         assert counted.strip().splitlines()[-1] == "4"  # two redirects, two CLI files
+    finally:
+        stack.close()
+
+
+def test_the_embedded_default_builds_and_streams_the_downloads(tmp_path, weights_dir):
+    inputs, landmarks = subset_of_validation(tmp_path, per_dataset=1)
+    stack = LiveStack("embedded", tmp_path / "stack", weights_dir, extra_env={"FR_PRELOAD_MODELS": "0"})
+    try:
+        phase_id = set_up_phase_data(stack, inputs, landmarks)
+        stack.start_web()
+        dana, token = registered_participant(stack, "dana")
+        files = {f["kind"]: f for f in phase_listing(dana, token, phase_id)["files"]}
+        answer = dana.http.get(f"{stack.url}/c/ntire/p/dev/data/{files['inputs']['id']}/", timeout=60)
+        assert answer.status_code == 200 and not answer.history  # streamed by the web, no redirect
+        assert hashlib.sha256(answer.content).hexdigest() == files["inputs"]["sha256"]
+        assert int(answer.headers["Content-Length"]) == files["inputs"]["size"]
+        done = subprocess.run([sys.executable, "-m", "scoring", "download", "--server", stack.url, "--token", token,
+                               "--phase", str(phase_id), "--out", str(tmp_path / "data")], cwd=ROOT,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        assert len(list((tmp_path / "data/inputs").rglob("*.png"))) == len(list(inputs.rglob("*.png")))
     finally:
         stack.close()
