@@ -279,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         return _profiles(args)
     if args.command == "landmarks":
         return _landmarks(args)
-    if args.command in ("submit", "status", "leaderboard"):
+    if args.command in ("submit", "status", "leaderboard", "download"):
         from scoring.client import run_client_command
 
         return run_client_command(args)

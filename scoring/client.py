@@ -131,7 +131,8 @@ class Client:
 
 def add_client_commands(sub: Any) -> None:
     for name, help_text in (("submit", "upload an archive to a phase"), ("status", "a submission's state"),
-                            ("leaderboard", "a phase's leaderboard")):
+                            ("leaderboard", "a phase's leaderboard"),
+                            ("download", "a phase's inputs and landmarks, verified and extracted")):
         parser = sub.add_parser(name, help=help_text)
         parser.add_argument("--server", default=os.environ.get("FR_SERVER", "http://127.0.0.1:8000"))
         parser.add_argument("--token", default=os.environ.get("FR_TOKEN"), help="API token (or FR_TOKEN)")
@@ -143,8 +144,37 @@ def add_client_commands(sub: Any) -> None:
             parser.add_argument("--wait", action="store_true", help="wait for the result")
         elif name == "status":
             parser.add_argument("submission", type=int)
+        elif name == "download":
+            parser.add_argument("--phase", type=int, required=True)
+            parser.add_argument("--out", required=True, help="folder for the files (inputs/ is extracted in it)")
+            parser.add_argument("--all", action="store_true", help="also the starting kit and the extra files")
         else:
             parser.add_argument("phase", type=int)
+
+
+def _download(args: Any) -> int:
+    from scoring.download import DownloadError, download_phase, next_commands
+
+    try:
+        fetched = download_phase(args.server, args.token, args.phase, Path(args.out), everything=args.all,
+                                 show_progress=not args.json and sys.stderr.isatty())
+    except (DownloadError, requests.RequestException, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    commands = next_commands(fetched)
+    if args.json:
+        print(json.dumps({"inputs": str(fetched.inputs) if fetched.inputs else None,
+                          "landmarks": str(fetched.landmarks) if fetched.landmarks else None,
+                          "files": [str(p) for p in fetched.files], "next": commands}, indent=2))
+        return 0
+    for path in fetched.files:
+        print(f"verified {path}")
+    if fetched.inputs:
+        print(f"inputs extracted to {fetched.inputs}")
+    print("next: restore the inputs into results.zip (<Dataset>/<stem>.png), then")
+    for command in commands:
+        print(f"  {command}")
+    return 0
 
 
 def run_client_command(args: Any) -> int:
@@ -152,6 +182,8 @@ def run_client_command(args: Any) -> int:
         print("error: an API token is needed (--token or FR_TOKEN); see your account's API token page",
               file=sys.stderr)
         return 2
+    if args.command == "download":
+        return _download(args)
     client = Client(args.server, args.token)
     try:
         if args.command == "submit":

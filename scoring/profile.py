@@ -214,3 +214,19 @@ def profiles_markdown() -> str:
                profile.description]
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |")
     return "\n".join(lines) + "\n"
+
+
+def evaluation_markdown(profile: ScoringProfile, heading: str) -> str:
+    """How ``profile`` scores, in Markdown: the total's formula, each dataset's identity threshold and the most
+    failed images a ranked team may have (the challenge's Evaluation page shows it for every phase)."""
+    lines = [f"### {heading}", "", f"Scoring profile `{profile.name}`" + (f": {profile.description}"
+                                                                          if profile.description else "."), "",
+             "Each metric is averaged over all restored images (FID is computed over the whole set); the total "
+             "combines those means:", "",
+             f"    total = {profile.formula()}", "",
+             "An image passes the identity test when the AdaFace cosine similarity between its restoration and "
+             "its input reaches its dataset's threshold (an image strictly below it fails):", "",
+             "| dataset | identity threshold |", "| --- | --- |"]
+    lines += [f"| {name} | {value:g} |" for name, value in sorted(profile.identity_thresholds.items())]
+    lines += ["", f"A team with more than {profile.max_failed_images} failed images is not ranked.", ""]
+    return "\n".join(lines)

@@ -17,3 +17,23 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"token of {self.user}"
+
+
+class Profile(models.Model):
+    """What challenge reports need of a participant, and whether their email address is verified."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="profile")
+    full_name = models.CharField(max_length=200, blank=True)
+    affiliation = models.CharField(max_length=200, blank=True)
+    # The address verified, and when: changing the address needs a new verification.
+    verified_email = models.EmailField(blank=True)
+    email_verified_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"profile of {self.user}"
+
+
+def email_verified(user) -> bool:
+    profile = Profile.objects.filter(user=user).first()
+    return bool(profile and profile.email_verified_at and user.email
+                and profile.verified_email.casefold() == user.email.casefold())

@@ -61,12 +61,14 @@ class Limit:
 
 
 def _account(request: HttpRequest) -> str | None:
-    username = request.POST.get("username", "").strip().casefold()
+    # The login form names the account by username, the password reset form by email address.
+    username = (request.POST.get("username", "") or request.POST.get("email", "")).strip().casefold()
     return username or None
 
 
-# Login (the site's and the admin's): per client address, and per account whatever the address, so
-# neither a botnet against one account nor one address against many accounts gets far.
+# Login (the site's and the admin's), and password reset, change and email verification, which count with
+# it: per client address, and per account whatever the address, so neither a botnet against one account
+# nor one address against many accounts gets far.
 LOGIN_LIMITS = (Limit("login", 10, 300), Limit("login-account", 10, 300, _account))
 SIGNUP_LIMIT = (Limit("signup", 10, 3600),)
 

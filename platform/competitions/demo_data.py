@@ -85,3 +85,36 @@ def make_restored_zip(inputs: Path, zip_path: Path, sharpen: bool = True) -> Pat
             image.save(buffer, format="PNG")
             archive.writestr(f"{png.parent.name}/{png.name}", buffer.getvalue())
     return zip_path
+
+
+# The demo challenge's pages (Markdown; the Evaluation page's formulas and thresholds are added from each
+# phase's scoring profile when the page is shown).
+DEMO_PAGES = {
+    "overview": """Restore **real-world degraded faces**: blur, noise, JPEG artefacts, faded colours, low resolution.
+
+Each restored face must keep its person's identity (an AdaFace test against the input) and should look as good
+as it can (NIQE, CLIP-IQA, MANIQA, MUSIQ, Q-Align, FID). This demo runs the NTIRE 2025 rules on a small input
+set made from one public-domain portrait.
+
+1. Sign up, verify your email address, and register below (accept the terms).
+2. Create a team, or join one with an invitation link.
+3. Download the phase's inputs and landmarks from its page, restore every face at 512x512, zip them as
+   `<Dataset>/<stem>.png`, check and score the zip locally, and upload it.
+""",
+    "evaluation": """Each submission is a zip of 512x512 PNG files, one per input, named `<Dataset>/<stem>.png`.
+The server checks the archive, runs the identity test on every image, then the quality metrics; the leaderboard
+ranks teams by the total of their counted submission. Run the same scorer on your machine with
+`python -m scoring check` and `python -m scoring score` (see the API page).
+""",
+    "data": """The inputs are low-quality faces from five source datasets (CelebA, CelebChild-Test, LFW-Test,
+WebPhoto-Test, Wider-Test); each phase page lists its datasets and image counts. Each input comes with five
+facial landmarks (eyes, nose, mouth corners) that the identity test uses to align the faces.
+""",
+    "terms": """By registering you agree that:
+
+* one person takes part in one team; a team submits within the phase's daily and total limits;
+* results, team names and members' names and affiliations may be published in the challenge report;
+* the test phase's entry comes with a factsheet and a link to the team's code;
+* the input images are used for this challenge only.
+""",
+}

@@ -3,11 +3,17 @@ from django.utils import timezone
 
 
 class Challenge(models.Model):
+    class RegistrationMode(models.TextChoices):
+        OPEN = "open", "Open: accepting the terms registers"
+        APPROVAL = "approval", "Approval: the organizers approve each request"
+
     slug = models.SlugField(unique=True)
     title = models.CharField(max_length=200)
     description = models.TextField(blank=True)
     max_team_size = models.PositiveIntegerField(default=5)
     organizers = models.ManyToManyField("auth.User", related_name="organized_challenges", blank=True)
+    registration_mode = models.CharField(max_length=10, choices=RegistrationMode.choices,
+                                         default=RegistrationMode.OPEN)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -110,3 +116,122 @@ class InputImage(models.Model):
     @property
     def relpath(self) -> str:
         return f"{self.dataset.name}/{self.stem}.png"
+
+
+class ChallengePage(models.Model):
+    """One Markdown tab of the public challenge page (Overview, Evaluation, Terms, Data, or an extra page)."""
+
+    class Kind(models.TextChoices):
+        OVERVIEW = "overview", "Overview"
+        EVALUATION = "evaluation", "Evaluation"
+        TERMS = "terms", "Terms"
+        DATA = "data", "Data"
+        EXTRA = "extra", "Extra page"
+
+    challenge = models.ForeignKey(Challenge, on_delete=models.CASCADE, related_name="pages")
+    kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.EXTRA)
+    slug = models.SlugField()
+    title = models.CharField(max_length=100)
+    body = models.TextField(blank=True)  # Markdown, rendered and sanitised by competitions.markdown
+    order = models.PositiveIntegerField(default=0)
+    # The Terms page counts its versions: a registration records the one its participant accepted.
+    version = models.PositiveIntegerField(default=1)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["challenge", "order", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["challenge", "slug"], name="unique_page_slug"),
+            # One page of each fixed kind per challenge; any number of extra pages.
+            models.UniqueConstraint(fields=["challenge", "kind"], condition=~models.Q(kind="extra"),
+                                    name="unique_fixed_page_kind"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.challenge.slug}/{self.slug}"
+
+    @property
+    def sha256(self) -> str:
+        import hashlib
+
+        return hashlib.sha256(self.body.encode()).hexdigest()
+
+
+class Registration(models.Model):
+    """A person's request to take part in a challenge, the organizers' decision, and the terms accepted."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting for approval"
+        APPROVED = "approved", "Approved"
+        DENIED = "denied", "Denied"
+        REVOKED = "revoked", "Revoked"
+
+    challenge = models.ForeignKey(Challenge, on_delete=models.CASCADE, related_name="registrations")
+    user = models.ForeignKey("auth.User", on_delete=models.CASCADE, related_name="registrations")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    created_at = models.DateTimeField(auto_now_add=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey("auth.User", on_delete=models.SET_NULL, null=True, blank=True,
+                                   related_name="+")
+    message = models.TextField(blank=True)  # the organizers' note sent with their decision
+    # The exact terms accepted: the Terms page's version and the sha256 of its Markdown, and when.
+    terms_version = models.PositiveIntegerField(default=0)
+    terms_sha256 = models.CharField(max_length=64, blank=True)
+    terms_accepted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["challenge", "created_at", "id"]
+        constraints = [models.UniqueConstraint(fields=["challenge", "user"], name="unique_registration")]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.challenge.slug} ({self.status})"
+
+
+class PhaseFile(models.Model):
+    """A file participants download from a phase's page: the input set as one zip, its landmarks CSV and the
+    starting kit (built by the platform, one set per input-set version), or an extra file an organizer uploaded."""
+
+    class Kind(models.TextChoices):
+        INPUTS = "inputs", "Input set (zip)"
+        LANDMARKS = "landmarks", "Landmarks (CSV)"
+        STARTING_KIT = "starting_kit", "Starting kit (zip)"
+        EXTRA = "extra", "Extra file"
+
+    BUILT = (Kind.INPUTS, Kind.LANDMARKS, Kind.STARTING_KIT)
+
+    phase = models.ForeignKey(Phase, on_delete=models.CASCADE, related_name="files")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    # The input set it was built from (data_selectors.input_set_version); blank for an extra file.
+    version = models.CharField(max_length=64, blank=True)
+    name = models.CharField(max_length=200)  # the file name participants get
+    title = models.CharField(max_length=200, blank=True)
+    file = models.FileField(max_length=300)
+    size = models.BigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    uploaded_by = models.ForeignKey("auth.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["phase", "kind", "name", "id"]
+        constraints = [models.UniqueConstraint(fields=["phase", "kind", "version"],
+                                               condition=~models.Q(kind="extra"), name="one_built_file_per_version")]
+
+    def __str__(self) -> str:
+        return f"{self.phase}: {self.name}"
+
+
+class Download(models.Model):
+    """One download of a phase file: who, what, when (the file row may be gone since; kind and name stay)."""
+
+    phase = models.ForeignKey(Phase, on_delete=models.CASCADE, related_name="downloads")
+    file = models.ForeignKey(PhaseFile, on_delete=models.SET_NULL, null=True, related_name="downloads")
+    kind = models.CharField(max_length=20, choices=PhaseFile.Kind.choices)
+    name = models.CharField(max_length=200)
+    version = models.CharField(max_length=64, blank=True)
+    user = models.ForeignKey("auth.User", on_delete=models.CASCADE, related_name="downloads")
+    via = models.CharField(max_length=10, default="web")  # web or api
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-at"]
+        indexes = [models.Index(fields=["phase", "kind"])]

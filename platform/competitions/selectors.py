@@ -1,9 +1,11 @@
 """Reads for challenge and phase pages."""
 
 from django.db.models import Count, Q
+from django.utils import timezone
 
-from competitions.models import Challenge, Phase
+from competitions.models import Challenge, ChallengePage, Phase, Registration
 from scoring.profile import ScoringProfile, get_profile
+from scoring.profile import evaluation_markdown as profile_evaluation_markdown
 
 
 def open_challenges():
@@ -29,3 +31,38 @@ def phase_profile(phase: Phase) -> ScoringProfile:
     if phase.profile_snapshot:
         return ScoringProfile.from_dict(phase.profile_snapshot)
     return get_profile(phase.scoring_profile)
+def challenge_pages(challenge: Challenge):
+    """The challenge's tabs, in order."""
+    return list(ChallengePage.objects.filter(challenge=challenge).order_by("order", "id"))
+
+
+def evaluation_markdown(challenge: Challenge) -> str:
+    """Every phase's formula and thresholds, from the profile the phase scores with (its snapshot)."""
+    parts = []
+    for phase in challenge.phases.all():
+        profile = ScoringProfile.from_dict(phase.profile_snapshot)
+        parts.append(profile_evaluation_markdown(profile, f"{phase.name} ({phase.get_kind_display().lower()} phase)"))
+    return "\n".join(parts)
+
+
+def phase_timeline(challenge: Challenge, now=None) -> list[dict]:
+    """The phases in order with their dates, whether each is open now, and the time left in an open one."""
+    now = now or timezone.now()
+    rows = []
+    for phase in challenge.phases.all():
+        state = ("open" if phase.is_open(now) else "upcoming" if phase.opens_at > now else "closed")
+        left = phase.closes_at - now if state == "open" and phase.closes_at else None
+        rows.append({"phase": phase, "state": state, "time_left": left,
+                     "starts_in": phase.opens_at - now if state == "upcoming" else None})
+    return rows
+
+
+def registration_of(user, challenge: Challenge):
+    if not user.is_authenticated:
+        return None
+    return Registration.objects.filter(user=user, challenge=challenge).first()
+
+
+def registrations(challenge: Challenge, status: str | None = None):
+    rows = Registration.objects.filter(challenge=challenge).select_related("user", "user__profile", "decided_by")
+    return rows.filter(status=status) if status else rows

@@ -99,6 +99,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
@@ -171,6 +172,13 @@ FR_UPLOAD_URL_LIFETIME = env.int("FR_UPLOAD_URL_LIFETIME", default=6 * 3600)  # 
 
 EMAIL_BACKEND = env.str("FR_EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("FR_DEFAULT_FROM_EMAIL", default="challenge@localhost")
+EMAIL_FILE_PATH = env.str("FR_EMAIL_FILE_PATH", default=str(VAR_DIR / "mail"))  # the file-based backend's folder
+# Production mail: an SMTP URL (smtp+tls://user:password@host:587) sets the backend, host, port and credentials.
+if env.str("FR_EMAIL_URL", default=""):
+    vars().update(env.email_url("FR_EMAIL_URL"))
+# Sign-up sends a link that verifies the address; an unverified account cannot register for a challenge.
+FR_EMAIL_VERIFICATION = env.bool("FR_EMAIL_VERIFICATION", default=PRODUCTION)
+FR_EMAIL_VERIFICATION_DAYS = env.int("FR_EMAIL_VERIFICATION_DAYS", default=3)  # how long a link works
 
 # --- Celery -------------------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=f"sqla+sqlite:///{VAR_DIR / 'celery-broker.sqlite3'}")
@@ -215,6 +223,8 @@ FR_RESEND_AFTER = env.int("FR_RESEND_AFTER", default=900)
 FR_PRELOAD_MODELS = env.bool("FR_PRELOAD_MODELS", default=True)
 # A public board is rebuilt at least this often (seconds) even when its version did not change; 0: every request.
 FR_LEADERBOARD_CACHE_SECONDS = env.float("FR_LEADERBOARD_CACHE_SECONDS", default=300.0)
+# The largest extra file (a factsheet template, say) organizers may upload for a phase's participants.
+FR_EXTRA_FILE_MAX_BYTES = env.int("FR_EXTRA_FILE_MAX_BYTES", default=200 * 1024**2)
 
 if PRODUCTION:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -7,6 +7,7 @@ from django.http import JsonResponse
 from django.shortcuts import render
 from django.urls import include, path
 
+from competitions import data_views
 from competitions import views as competition_views
 from frplatform import api
 from leaderboard import views as leaderboard_views
@@ -45,11 +46,29 @@ urlpatterns = [
     path("accounts/login/", limit_posts(*LOGIN_LIMITS)(auth_views.LoginView.as_view()), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/signup/", limit_posts(*SIGNUP_LIMIT)(account_views.signup), name="signup"),
+    # Django's own password views and tokens, under the login's rate limits.
+    path("accounts/password_reset/", limit_posts(*LOGIN_LIMITS)(auth_views.PasswordResetView.as_view()),
+         name="password_reset"),
+    path("accounts/password_reset/done/", auth_views.PasswordResetDoneView.as_view(), name="password_reset_done"),
+    path("accounts/reset/<uidb64>/<token>/",
+         limit_posts(*LOGIN_LIMITS)(auth_views.PasswordResetConfirmView.as_view()), name="password_reset_confirm"),
+    path("accounts/reset/done/", auth_views.PasswordResetCompleteView.as_view(), name="password_reset_complete"),
+    path("accounts/password_change/", limit_posts(*LOGIN_LIMITS)(auth_views.PasswordChangeView.as_view()),
+         name="password_change"),
+    path("accounts/password_change/done/", auth_views.PasswordChangeDoneView.as_view(),
+         name="password_change_done"),
+    path("accounts/", account_views.account, name="account"),
+    path("accounts/verify/<str:token>/", account_views.verify_email, name="verify-email"),
+    path("accounts/verify-again/", limit_posts(*LOGIN_LIMITS)(account_views.resend_verification),
+         name="verify-email-again"),
     path("accounts/token/", account_views.api_token, name="api-token"),
     path("accounts/token/regenerate/", account_views.regenerate_token, name="api-token-regenerate"),
     path("c/<slug:slug>/", team_views.challenge_detail, name="challenge-detail"),
+    path("c/<slug:slug>/pages/<slug:page>/", team_views.challenge_detail, name="challenge-page"),
+    path("c/<slug:slug>/register/", competition_views.register, name="challenge-register"),
     path("c/<slug:slug>/teams/new/", team_views.create, name="team-create"),
     path("c/<slug:slug>/p/<slug:phase>/", submission_views.phase_detail, name="phase-detail"),
+    path("c/<slug:slug>/p/<slug:phase>/data/<int:file_id>/", data_views.phase_file_download, name="phase-file"),
     path("c/<slug:slug>/p/<slug:phase>/submit/", limited_upload(phase_size_limit(submission_views.upload)),
          name="submission-upload"),
     path("c/<slug:slug>/p/<slug:phase>/leaderboard/", leaderboard_views.leaderboard, name="leaderboard"),

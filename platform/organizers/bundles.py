@@ -254,7 +254,9 @@ def challenge_manifest(challenge: Challenge) -> tuple[dict[str, Any], dict[str, 
     manifest = {
         "format": FORMAT, "schema_version": SCHEMA_VERSION, "start": start.isoformat().replace("+00:00", "Z"),
         "challenge": {"slug": challenge.slug, "title": challenge.title, "description": challenge.description,
-                      "max_team_size": challenge.max_team_size},
+                      "max_team_size": challenge.max_team_size, "registration_mode": challenge.registration_mode,
+                      "pages": [{"kind": page.kind, "slug": page.slug, "title": page.title, "order": page.order,
+                                 "body": page.body} for page in challenge.pages.order_by("order", "id")]},
         "phases": manifest_phases,
     }
     return manifest, files
@@ -355,6 +357,16 @@ def _meaning_problems(manifest: dict[str, Any], profiles: dict[str, str]) -> lis
     for i, phase in enumerate(phases):
         with contextlib.suppress(*_MALFORMED):  # the schema's problems say where
             _phase_meaning(f"$.phases[{i}]", phase, slugs, problems)
+    pages = _items(manifest.get("challenge"), "pages")
+    page_slugs = [p.get("slug") for p in pages]
+    fixed_kinds = [p.get("kind") for p in pages if p.get("kind") != "extra"]
+    for i, page in enumerate(pages):
+        if page_slugs.count(page.get("slug")) > 1:
+            problems.append(BundleProblem("duplicate", f"$.challenge.pages[{i}].slug",
+                                          f"page slug {page.get('slug')!r} appears twice"))
+        if page.get("kind") != "extra" and fixed_kinds.count(page.get("kind")) > 1:
+            problems.append(BundleProblem("duplicate", f"$.challenge.pages[{i}].kind",
+                                          f"a challenge has one {page.get('kind')} page"))
     return problems
 
 

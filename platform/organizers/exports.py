@@ -118,3 +118,30 @@ def stream_archives(phase: Phase) -> Iterator[bytes]:
             yield pipe.take()
         bundle.writestr("submissions.csv", index.getvalue())
     yield pipe.take()
+
+
+PARTICIPANT_COLUMNS = ["username", "full_name", "affiliation", "email", "status", "team", "registered_at",
+                       "decided_at", "terms_version", "terms_sha256", "terms_accepted_at"]
+
+
+def participants_csv(challenge) -> str:
+    """Every registration of the challenge with the person's name, affiliation and team (challenge reports
+    list each member's affiliation); cells through ``scoring.csv_cells`` like every CSV of the site."""
+    from competitions.selectors import registrations
+    from teams.models import Membership
+
+    teams = dict(Membership.objects.filter(challenge=challenge).values_list("user_id", "team__name"))
+    out = io.StringIO()
+    writer = csv_cells.writer(out)
+    writer.writerow(PARTICIPANT_COLUMNS)
+    for registration in registrations(challenge).order_by("user__username"):
+        user = registration.user
+        profile = getattr(user, "profile", None)
+        writer.writerow([
+            user.username, profile.full_name if profile else "", profile.affiliation if profile else "", user.email,
+            registration.status, teams.get(user.pk, ""), registration.created_at.isoformat(),
+            registration.decided_at.isoformat() if registration.decided_at else "", registration.terms_version,
+            registration.terms_sha256,
+            registration.terms_accepted_at.isoformat() if registration.terms_accepted_at else "",
+        ])
+    return out.getvalue()

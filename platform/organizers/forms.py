@@ -7,7 +7,7 @@ from typing import Any
 
 from django import forms
 
-from competitions.models import Challenge, Phase
+from competitions.models import Challenge, ChallengePage, Phase
 from leaderboard.selectors import METRIC_LABELS
 from scoring.profile import ALL_METRICS, NEXT_EDITION, PRESETS
 
@@ -24,17 +24,24 @@ class ChallengeForm(forms.Form):
     title = forms.CharField(max_length=200)
     description = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), required=False)
     max_team_size = forms.IntegerField(min_value=1, max_value=100, initial=5, label="Team size cap")
+    registration_mode = forms.ChoiceField(choices=Challenge.RegistrationMode.choices, required=False,
+                                          initial=Challenge.RegistrationMode.OPEN, label="Registration")
 
     def __init__(self, *args: Any, challenge: Challenge | None = None, **kwargs: Any) -> None:
         if challenge is not None:
             kwargs.setdefault("initial", {
                 "slug": challenge.slug, "title": challenge.title, "description": challenge.description,
-                "max_team_size": challenge.max_team_size,
+                "max_team_size": challenge.max_team_size, "registration_mode": challenge.registration_mode,
             })
         super().__init__(*args, **kwargs)
         self.challenge = challenge
         if challenge is not None:
             self.fields["slug"].disabled = True
+
+    def clean_registration_mode(self) -> str:
+        # Left out (an older form, a script): the challenge keeps its mode; a new one is open.
+        chosen = self.cleaned_data.get("registration_mode")
+        return chosen or (self.challenge.registration_mode if self.challenge else Challenge.RegistrationMode.OPEN)
 
     def clean_slug(self) -> str:
         slug = self.cleaned_data["slug"]
@@ -152,6 +159,11 @@ class BaselineForm(forms.Form):
     description = forms.CharField(max_length=300, required=False)
 
 
+class ExtraFileForm(forms.Form):
+    title = forms.CharField(max_length=200, required=False, help_text="What participants see, e.g. Factsheet template")
+    file = forms.FileField()
+
+
 class RerunForm(forms.Form):
     reason = forms.CharField(max_length=200, required=False, initial="New scoring weights.")
 
@@ -210,3 +222,34 @@ class NewEditionForm(forms.Form):
 
     def profiles(self) -> dict[str, str]:
         return {phase.slug: self.cleaned_data[f"profile_{phase.slug}"] for phase in self.phases}
+
+
+class PageForm(forms.Form):
+    """One Markdown page of the public challenge page."""
+
+    kind = forms.ChoiceField(choices=ChallengePage.Kind.choices)
+    title = forms.CharField(max_length=100, required=False, help_text="Extra pages need one; the others have theirs.")
+    order = forms.IntegerField(min_value=0, max_value=1000, required=False, help_text="Tabs are shown in this order.")
+    body = forms.CharField(widget=forms.Textarea(attrs={"rows": 18}), required=False, label="Markdown",
+                           help_text="Markdown (tables too); HTML is sanitised: no script, no event handler, no "
+                                     "javascript: link. The Evaluation page adds each phase's formula and "
+                                     "thresholds itself. Changing the Terms asks everyone to accept them again.")
+
+    def __init__(self, *args: Any, page: ChallengePage | None = None, **kwargs: Any) -> None:
+        if page is not None:
+            kwargs.setdefault("initial", {"kind": page.kind, "title": page.title, "order": page.order,
+                                          "body": page.body})
+        super().__init__(*args, **kwargs)
+        if page is not None:
+            self.fields["kind"].disabled = True
+
+
+class RegistrationDecisionForm(forms.Form):
+    registrations = forms.TypedMultipleChoiceField(coerce=int, choices=(), label="Requests")
+    decision = forms.ChoiceField(choices=[("approve", "Approve"), ("deny", "Deny")])
+    message = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False, max_length=2000,
+                              help_text="Sent in the email to each participant (optional).")
+
+    def __init__(self, *args: Any, choices=(), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["registrations"].choices = list(choices)

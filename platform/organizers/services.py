@@ -25,6 +25,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from competitions import services as competition_services
+from competitions.data_services import request_phase_data
 from competitions.models import Challenge, InputDataset, InputImage, Phase
 from leaderboard.versions import board_changed
 from organizers import bundles, selectors
@@ -51,19 +52,23 @@ class OrganizerError(Exception):
 # --------------------------------------------------------------------------- challenges and phases
 
 
-def create_challenge(*, user, slug: str, title: str, description: str = "", max_team_size: int = 5) -> Challenge:
+def create_challenge(*, user, slug: str, title: str, description: str = "", max_team_size: int = 5,
+                     registration_mode: str = Challenge.RegistrationMode.OPEN) -> Challenge:
     """A new challenge, organized by the user who creates it."""
     try:
         with transaction.atomic():
             return competition_services.create_challenge(
-                slug=slug, title=title, description=description, max_team_size=max_team_size, organizers=[user])
+                slug=slug, title=title, description=description, max_team_size=max_team_size, organizers=[user],
+                registration_mode=registration_mode)
     except IntegrityError:
         raise OrganizerError(f"A challenge with the slug {slug!r} exists already.") from None
 
 
-def update_challenge(challenge: Challenge, *, title: str, description: str, max_team_size: int, **_: Any) -> Challenge:
+def update_challenge(challenge: Challenge, *, title: str, description: str, max_team_size: int,
+                     registration_mode: str | None = None, **_: Any) -> Challenge:
     challenge.title, challenge.description, challenge.max_team_size = title, description, max_team_size
-    challenge.save(update_fields=["title", "description", "max_team_size"])
+    challenge.registration_mode = registration_mode or challenge.registration_mode
+    challenge.save(update_fields=["title", "description", "max_team_size", "registration_mode"])
     return challenge
 
 
@@ -438,7 +443,11 @@ def _create_from_bundle(bundle: bundles.Bundle, slug: str, start: datetime, user
     about = manifest["challenge"]
     challenge = competition_services.create_challenge(
         slug=slug, title=title or about["title"], description=about["description"],
-        max_team_size=about["max_team_size"], organizers=[user])
+        max_team_size=about["max_team_size"], organizers=[user],
+        registration_mode=about.get("registration_mode", Challenge.RegistrationMode.OPEN))
+    for page in about.get("pages", []):  # a new challenge: its Terms start again at version 1
+        competition_services.save_page(challenge=challenge, kind=page["kind"], body=page["body"], title=page["title"],
+                                       slug=page["slug"], order=page["order"])
     stored: dict[str, str] = {}
     images = reused = 0
     baselines: list[Submission] = []
@@ -474,6 +483,8 @@ def _create_from_bundle(bundle: bundles.Bundle, slug: str, start: datetime, user
                                        file=stored[image["sha256"]], landmarks=image["landmarks"], box=image["box"]))
             InputImage.objects.bulk_create(rows)
             images += len(rows)
+        if entry["datasets"]:
+            request_phase_data(phase.pk)
         for item in entry["baselines"]:
             with tempfile.TemporaryFile(dir=scratch) as spool:
                 for block in bundle.stream(item["archive"]):

@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from competitions import permissions
+from competitions import data_selectors, data_services, permissions
 from competitions.models import Challenge, Phase
 from competitions.selectors import input_set_summary
 from leaderboard.selectors import (
@@ -32,9 +32,12 @@ from organizers.forms import (
     BundleImportForm,
     ChallengeForm,
     EmailForm,
+    ExtraFileForm,
     InputSetForm,
     NewEditionForm,
+    PageForm,
     PhaseForm,
+    RegistrationDecisionForm,
     RerunForm,
 )
 from organizers.models import InputSetJob
@@ -180,6 +183,7 @@ def challenge_home(request: HttpRequest, slug: str) -> HttpResponse:
         "challenge": challenge, "form": form, "phases": challenge.phases.all(),
         "can_create": permissions.can_create_challenge(request.user),
         "organizers": challenge.organizers.order_by("username"),
+        "pending_count": challenge.registrations.filter(status="pending").count(),
     })
 
 
@@ -202,9 +206,10 @@ def phase_create(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 def _phase_page(request: HttpRequest, phase: Phase, *, input_form: InputSetForm | None = None,
-                baseline_form: BaselineForm | None = None) -> HttpResponse:
+                baseline_form: BaselineForm | None = None, extra_form: ExtraFileForm | None = None) -> HttpResponse:
     metrics = shown_metrics(phase)
     entries = selectors.phase_entries(phase)
+    data_files = data_selectors.phase_files(phase)
     return render(request, "organizers/phase.html", {
         "challenge": phase.challenge, "phase": phase, "datasets": input_set_summary(phase),
         "input_form": input_form or InputSetForm(), "baseline_form": baseline_form or BaselineForm(),
@@ -213,6 +218,8 @@ def _phase_page(request: HttpRequest, phase: Phase, *, input_form: InputSetForm 
         "unverified": selectors.unverified_count(phase, entries), "rerunnable": selectors.rerun_count(phase),
         "recipients": selectors.phase_recipients(phase).count(),
         "places": unresolved_places(rank_stability_view(phase, request.user).data),
+        "data_files": data_files, "data_pending": data_selectors.data_pending(phase, data_files),
+        "download_counts": data_selectors.download_counts(phase), "extra_form": extra_form or ExtraFileForm(),
     })
 
 
@@ -328,6 +335,41 @@ def baseline_add(request: HttpRequest, slug: str, phase: str) -> HttpResponse:
     return _phase_page(request, found, baseline_form=form)
 
 
+@require_POST
+def extra_file_add(request: HttpRequest, slug: str, phase: str) -> HttpResponse:
+    found = _phase(request, slug, phase)
+    form = ExtraFileForm(request.POST, request.FILES)
+    if form.is_valid():
+        try:
+            added = data_services.add_extra_file(found, form.cleaned_data["file"], title=form.cleaned_data["title"],
+                                                 by_user=request.user)
+        except data_services.DataError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"{added.name} is now offered on the phase page.")
+            return redirect("organizers:phase", slug=slug, phase=found.slug)
+    return _phase_page(request, found, extra_form=form)
+
+
+@require_POST
+def extra_file_delete(request: HttpRequest, slug: str, phase: str, file_id: int) -> HttpResponse:
+    found = _phase(request, slug, phase)
+    try:
+        data_services.delete_extra_file(found, file_id)
+    except data_services.DataError as exc:
+        raise Http404(str(exc)) from None
+    messages.success(request, "The file was removed.")
+    return redirect("organizers:phase", slug=slug, phase=found.slug)
+
+
+@require_POST
+def data_build(request: HttpRequest, slug: str, phase: str) -> HttpResponse:
+    found = _phase(request, slug, phase)
+    data_services.request_phase_data(found.pk)
+    messages.success(request, "The downloads are being built; reload the page in a minute.")
+    return redirect("organizers:phase", slug=slug, phase=found.slug)
+
+
 @require_http_methods(["GET", "POST"])
 def phase_email(request: HttpRequest, slug: str, phase: str) -> HttpResponse:
     found = _phase(request, slug, phase)
@@ -441,3 +483,80 @@ def team_disqualify(request: HttpRequest, pk: int) -> HttpResponse:
     services.set_disqualified(team, disqualified)
     messages.success(request, f"Team {team.name} {'disqualified' if disqualified else 'requalified'}.")
     return _back(request, reverse("organizers:queue", args=[team.challenge.slug]))
+
+
+# --------------------------------------------------------------------------- pages and registrations
+
+
+@require_http_methods(["GET", "POST"])
+def pages(request: HttpRequest, slug: str, page_id: int | None = None) -> HttpResponse:
+    """The challenge's Markdown pages: the list, and the form for a new page or the one chosen."""
+    from competitions import services as competition_services
+    from competitions.models import ChallengePage
+    from competitions.selectors import challenge_pages
+
+    challenge = _challenge(request, slug)
+    page = get_object_or_404(ChallengePage, challenge=challenge, pk=page_id) if page_id else None
+    form = PageForm(request.POST or None, page=page, initial=None if page else {"kind": request.GET.get("kind")})
+    if request.method == "POST" and request.POST.get("delete") and page is not None:
+        try:
+            competition_services.delete_page(page)
+        except competition_services.PageError as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, f"Page {page.title} removed.")
+        return redirect("organizers:pages", slug=slug)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            saved = competition_services.save_page(
+                challenge=challenge, kind=page.kind if page else data["kind"], body=data["body"],
+                title=data["title"], order=data["order"], page=page)
+        except competition_services.PageError as exc:
+            form.add_error(None, str(exc))
+        else:
+            note = f" (Terms version {saved.version}: participants accept it again)" if saved.kind == "terms" else ""
+            messages.success(request, f"Page {saved.title} saved.{note}")
+            return redirect("organizers:page", slug=slug, page_id=saved.pk)
+    return render(request, "organizers/pages.html", {"challenge": challenge, "pages": challenge_pages(challenge),
+                                                     "page": page, "form": form})
+
+
+@require_http_methods(["GET", "POST"])
+def registrations(request: HttpRequest, slug: str) -> HttpResponse:
+    """Registration requests: approve or deny one or many with a message; revoke a participant."""
+    from competitions import services as competition_services
+    from competitions.selectors import registrations as challenge_registrations
+
+    challenge = _challenge(request, slug)
+    rows = challenge_registrations(challenge).order_by("status", "created_at")
+    form = RegistrationDecisionForm(request.POST or None, choices=[(r.pk, r.user.username) for r in rows])
+    if request.method == "POST" and request.POST.get("revoke"):
+        try:
+            revoked = competition_services.revoke_registration(
+                challenge=challenge, registration_id=int(request.POST["revoke"]), by_user=request.user,
+                message=request.POST.get("message", ""))
+        except (ValueError, competition_services.RegistrationError) as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, f"{revoked.user.username}'s participation revoked; their team's "
+                                      "submissions stay.")
+        return redirect("organizers:registrations", slug=slug)
+    if request.method == "POST" and form.is_valid():
+        approve = form.cleaned_data["decision"] == "approve"
+        count = competition_services.decide_registrations(
+            challenge=challenge, registration_ids=form.cleaned_data["registrations"], approve=approve,
+            by_user=request.user, message=form.cleaned_data["message"])
+        messages.success(request, f"{count} registration{'' if count == 1 else 's'} "
+                                  f"{'approved' if approve else 'denied'}; each participant was emailed.")
+        return redirect("organizers:registrations", slug=slug)
+    return render(request, "organizers/registrations.html", {"challenge": challenge, "rows": rows, "form": form})
+
+
+@require_GET
+def participants_csv(request: HttpRequest, slug: str) -> HttpResponse:
+    challenge = _challenge(request, slug)
+    response = HttpResponse(exports.participants_csv(challenge), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{slug}-participants.csv"'
+    response["Cache-Control"] = "private, no-store"
+    return response

@@ -17,6 +17,7 @@ class Refusal(StrEnum):
     PHASE_CLOSED = "phase_closed"
     NO_TEAM = "no_team"
     NOT_A_MEMBER = "not_a_member"
+    NOT_PARTICIPANT = "not_participant"
     NO_ARCHIVE = "no_archive"
     EMPTY = "empty"
     TOO_LARGE = "too_large"
@@ -52,6 +53,8 @@ _SPEC: dict[Refusal, tuple[int, str]] = {
     Refusal.PHASE_CLOSED: (409, "The phase {phase} is not open for submissions."),
     Refusal.NO_TEAM: (403, "You are not in a team for this challenge: join or create a team before submitting."),
     Refusal.NOT_A_MEMBER: (403, "You are no longer a member of the team {team}; nothing was submitted."),
+    # Not registered, not approved, revoked, or the terms changed: competitions.permissions says which.
+    Refusal.NOT_PARTICIPANT: (403, "{reason}"),
     Refusal.NO_ARCHIVE: (400, "Choose a zip archive to upload (the multipart field 'archive')."),
     Refusal.EMPTY: (400, "The uploaded file is empty."),
     Refusal.TOO_LARGE: (413, "The archive is {size_mb:.1f} MB; this phase accepts at most {limit_mb:.1f} MB."),

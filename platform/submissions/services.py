@@ -21,6 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from competitions.models import Phase
+from competitions.permissions import participation_refusal
 from competitions.signals import boards_changed
 from submissions import transitions
 from submissions.models import Submission, SubmissionResult
@@ -122,6 +123,9 @@ def check_submission(*, phase: Phase, team: Team, user, size: int, baseline: boo
     if not baseline:
         if not phase.is_open():
             raise SubmissionRefused(Refusal.PHASE_CLOSED, phase=phase.name)
+        reason = participation_refusal(user, phase.challenge)  # registered, approved, current terms accepted
+        if reason:
+            raise SubmissionRefused(Refusal.NOT_PARTICIPANT, reason=reason)
         if not Membership.objects.filter(team=team, user=user).exists():
             raise SubmissionRefused(Refusal.NOT_A_MEMBER, team=team.name)
     if size <= 0:

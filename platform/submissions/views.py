@@ -8,6 +8,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from competitions import permissions
+from competitions.data_views import data_context
 from competitions.models import InputImage, Phase
 from competitions.selectors import input_set_summary
 from scoring.profile import LOWER_IS_BETTER, METRIC_LABELS
@@ -29,7 +30,7 @@ def phase_detail(request, slug, phase):
     context = {
         "challenge": phase.challenge, "phase": phase, "team": team,
         "datasets": input_set_summary(phase), "organizer": permissions.is_phase_organizer(request.user, phase),
-        "direct_uploads": direct_uploads_enabled(),
+        "direct_uploads": direct_uploads_enabled(), **data_context(request.user, phase),
     }
     if team:
         context["submissions"] = selectors.team_submissions(phase, team)
@@ -37,6 +38,7 @@ def phase_detail(request, slug, phase):
         # A hidden phase shows the team no score of its own runs until the organizers publish them.
         context["show_scores"] = permissions.phase_scores_visible_to_team(phase, request.user)
         context["counted_id"] = selectors.counted_submission_id(phase, team, request.user)
+        context["refusal"] = permissions.participation_refusal(request.user, phase.challenge)
     return render(request, "phase.html", context)
 
 

@@ -2,6 +2,8 @@
 
 Rules kept here and nowhere else (README, "Teams and fair play"):
 
+* only those who may take part (``competitions.permissions.participation_refusal``: registered, approved,
+  current terms accepted) create or join a team;
 * a team name is 1 to ``TEAM_NAME_MAX`` characters, without control or invisible formatting characters
   (bidirectional overrides, zero-width spaces), and differs from every other team name of the challenge
   by more than case, spacing or Unicode compatibility form (``teams.models.team_name_key``);
@@ -24,6 +26,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from competitions.models import Challenge, Phase
+from competitions.permissions import participation_refusal
 from competitions.signals import boards_changed
 from teams.models import Invitation, Membership, Team, team_name_key
 
@@ -75,6 +78,9 @@ def check_name_free(challenge: Challenge, name: str) -> str:
 
 def create_team(*, challenge: Challenge, name: str, user) -> Team:
     name = clean_team_name(name)
+    refusal = participation_refusal(user, challenge)
+    if refusal:
+        raise TeamError(refusal)
     if team_of(user, challenge):
         raise TeamError("You are already in a team for this challenge; leave it first.")
     check_name_free(challenge, name)
@@ -133,6 +139,9 @@ def join(*, token: str, user) -> Team:
     if invitation.invited_user_id and invitation.invited_user_id != user.pk:
         raise TeamError("This invitation is for another user.")
     team = invitation.team
+    refusal = participation_refusal(user, team.challenge)
+    if refusal:
+        raise TeamError(refusal)
     with transaction.atomic():
         Team.objects.select_for_update().get(pk=team.pk)
         if team_of(user, team.challenge):

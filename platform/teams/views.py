@@ -1,18 +1,36 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from competitions.models import Challenge
+from competitions import selectors as challenge_selectors
+from competitions.markdown import render_markdown
+from competitions.models import Challenge, ChallengePage
+from competitions.permissions import current_terms_version, participation_refusal
 from teams import services
-from teams.models import Team
+from teams.models import Invitation, Team
 
 
-def challenge_detail(request, slug):
+def challenge_detail(request, slug, page=None):
     challenge = get_object_or_404(Challenge, slug=slug)
+    pages = challenge_selectors.challenge_pages(challenge)
+    shown = next((p for p in pages if p.slug == page), None) if page else (pages[0] if pages else None)
+    if page and shown is None:
+        raise Http404("No such page.")
+    body = render_markdown(shown.body) if shown else ""
+    generated = ""
+    if shown and shown.kind == ChallengePage.Kind.EVALUATION:
+        generated = render_markdown(challenge_selectors.evaluation_markdown(challenge))
+    terms = next((p for p in pages if p.kind == ChallengePage.Kind.TERMS), None)
     return render(request, "challenge.html", {
         "challenge": challenge, "phases": challenge.phases.all(), "team": services.team_of(request.user, challenge),
-        "team_rules": services.rules_context(),
+        "team_rules": services.rules_context(), "pages": pages, "page": shown, "page_html": body,
+        "generated_html": generated, "timeline": challenge_selectors.phase_timeline(challenge),
+        "registration": challenge_selectors.registration_of(request.user, challenge),
+        "refusal": participation_refusal(request.user, challenge) if request.user.is_authenticated else None,
+        "terms": terms, "terms_version": current_terms_version(challenge),
+        "profile": getattr(request.user, "profile", None) if request.user.is_authenticated else None,
     })
 
 
@@ -47,15 +65,20 @@ def invite(request, pk):
 
 @login_required
 def join(request, token):
+    invitation = Invitation.objects.select_related("team__challenge").filter(token=token).first()
+    challenge = invitation.team.challenge if invitation else None
     if request.method == "POST":
         try:
             team = services.join(token=token, user=request.user)
         except services.TeamError as exc:
             messages.error(request, str(exc))
-            return redirect("home")
+            # Back to the challenge page, where registration is, when the link names a challenge.
+            return redirect("challenge-detail", slug=challenge.slug) if challenge else redirect("home")
         messages.success(request, f"You joined {team.name}.")
         return redirect("team-detail", pk=team.pk)
-    return render(request, "team_join.html", {"token": token})
+    return render(request, "team_join.html", {
+        "token": token, "challenge": challenge,
+        "refusal": participation_refusal(request.user, challenge) if challenge else None})
 
 
 @login_required

@@ -145,3 +145,14 @@ def sign_up(page, base: str, username: str) -> None:
     page.click("form button[type=submit]")
     expect(page.locator("#logout")).to_be_visible()
     expect(page.locator("header nav")).to_contain_text(username)
+
+
+def register(page, base: str, challenge: str, full_name: str = "Alice Tester",
+             affiliation: str = "Test University") -> None:
+    """Register for a challenge from its page: name, affiliation, the terms accepted."""
+    page.goto(f"{base}/c/{challenge}/")
+    form = page.locator("#register-form")
+    form.locator("input[name=full_name]").fill(full_name)
+    form.locator("input[name=affiliation]").fill(affiliation)
+    form.locator("#accept-terms").check()
+    form.locator("#register").click()

@@ -12,7 +12,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import phase_stack, sign_up
+from tests.browser.conftest import phase_stack, register, sign_up
 from tests.support.archives import zip_folder
 from tests.support.stack import LiveStack
 
@@ -42,6 +42,9 @@ def assert_page_is_whole(page: Page) -> None:
 
 
 def create_team(page: Page, team: str) -> None:
+    """Register for the challenge (open registration, the terms accepted) and create a team."""
+    register(page, page.url.split("/c/")[0], CHALLENGE)
+    expect(page.locator("#registration-status")).to_have_attribute("data-status", "approved")
     page.click("#create-team")
     page.fill("input[name=name]", team)
     page.click("form button[type=submit]")

@@ -92,11 +92,31 @@ def scoring_settings(settings, weights_dir, storage):
     return settings
 
 
+def take_part(user, challenge: Challenge) -> None:
+    """Register ``user`` for ``challenge`` through the service (current terms accepted), approved; idempotent."""
+    from competitions.models import Registration
+    from competitions.permissions import current_terms_version
+    from competitions.services import decide_registrations, register
+
+    registration = Registration.objects.filter(user=user, challenge=challenge).first()
+    if registration is None:
+        registration = register(user=user, challenge=challenge, terms_version=current_terms_version(challenge),
+                                full_name=f"{user.username.title()} Tester", affiliation="Test University")
+    if registration.status != Registration.Status.APPROVED:
+        decide_registrations(challenge=challenge, registration_ids=[registration.pk], approve=True, by_user=None)
+
+
 @pytest.fixture
 def make_user(django_user_model) -> Callable[..., Any]:
-    def make(username: str, **fields):
+    """``make_user("bob")``: a user registered (and approved) in every challenge that exists when it is
+    made, so that tests of teams and submissions start from a participant; ``registered=False``: a newcomer."""
+    def make(username: str, *, registered: bool = True, **fields):
         fields.setdefault("email", f"{username}@example.org")
-        return django_user_model.objects.create_user(username=username, password=PASSWORD, **fields)
+        user = django_user_model.objects.create_user(username=username, password=PASSWORD, **fields)
+        if registered:
+            for challenge in Challenge.objects.all():
+                take_part(user, challenge)
+        return user
 
     return make
 
@@ -134,10 +154,13 @@ def make_team(challenge, make_user) -> Callable[..., Team]:
     def make(name: str, *, owner=None, members: Iterable[str] = (), in_challenge: Challenge | None = None) -> Team:
         target = in_challenge or challenge
         owner = owner or make_user(name.lower().replace(" ", "-"))
+        take_part(owner, target)
         team = services.create_team(challenge=target, name=name, user=owner)
         for username in members:
             link = services.invite(team=team, by_user=owner)
-            services.join(token=link.token, user=make_user(username))
+            member = make_user(username)
+            take_part(member, target)
+            services.join(token=link.token, user=member)
         return team
 
     return make

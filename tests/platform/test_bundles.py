@@ -301,3 +301,47 @@ def test_an_import_that_fails_while_writing_leaves_no_row_and_no_file(edition_20
     assert not Challenge.objects.filter(slug="half-done").exists()
     media = tmp_path / "fresh-media"
     assert not [p for p in media.rglob("*") if p.is_file()]  # the two input files it wrote are gone
+
+
+def test_pages_and_the_registration_mode_travel_registrations_do_not(edition_2025, organizer, tmp_path):
+    from competitions.models import ChallengePage, Registration
+    from competitions.services import save_page
+
+    edition_2025.registration_mode = Challenge.RegistrationMode.APPROVAL
+    edition_2025.save()
+    save_page(challenge=edition_2025, kind="overview", body="# Restore faces")
+    save_page(challenge=edition_2025, kind="terms", body="First terms.")
+    save_page(challenge=edition_2025, kind="terms", body="Second terms.")  # version 2
+    save_page(challenge=edition_2025, kind="extra", title="FAQ", order=5, body="Ask.")
+    assert Registration.objects.filter(challenge=edition_2025).exists()  # the Alpha team's members
+    done = services.new_edition(edition_2025, slug="ntire-2026", start=START, user=organizer, enqueue=False)
+    copy = done.challenge
+    assert copy.registration_mode == "approval"
+    pages = list(copy.pages.order_by("order").values_list("kind", "slug", "title", "body", "version"))
+    assert pages == [("overview", "overview", "Overview", "# Restore faces", 1), ("extra", "faq", "FAQ", "Ask.", 1),
+                     ("terms", "terms", "Terms", "Second terms.", 1)]
+    assert not Registration.objects.filter(challenge=copy).exists()
+    assert ChallengePage.objects.get(challenge=edition_2025, kind="terms").version == 2  # untouched
+
+
+def test_a_bundle_with_two_terms_pages_is_refused(edition_2025, organizer, tmp_path):
+    export(edition_2025, tmp_path / "good.zip")
+    with zipfile.ZipFile(tmp_path / "good.zip") as good:
+        manifest = json.loads(good.read(bundles.MANIFEST))
+        members = {name: good.read(name) for name in good.namelist() if name != bundles.MANIFEST}
+    terms = {"kind": "terms", "slug": "terms", "title": "Terms", "order": 30, "body": "x"}
+    manifest["challenge"]["pages"] = [terms, {**terms, "slug": "terms-2"}, {**terms, "kind": "wiki"}]
+    manifest["challenge"]["registration_mode"] = "invite-only"
+    bad = tmp_path / "bad.zip"
+    with zipfile.ZipFile(bad, "w") as archive:
+        archive.writestr(bundles.MANIFEST, json.dumps(manifest))
+        for name, data in members.items():
+            archive.writestr(name, data)
+    before = database_counts()
+    with pytest.raises(bundles.BundleInvalid) as refused:
+        services.import_bundle(bad, slug="ntire-pages", start=START, user=organizer)
+    found = {(p.code, p.path) for p in refused.value.problems}
+    assert ("duplicate", "$.challenge.pages[1].kind") in found
+    assert ("schema", "$.challenge.pages[2].kind") in found
+    assert ("schema", "$.challenge.registration_mode") in found
+    assert database_counts() == before

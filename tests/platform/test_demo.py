@@ -63,6 +63,12 @@ def test_the_demo_seeds_scores_serves_and_stops_cleanly(tmp_path, weights_dir):
         assert board["official_weights"] is False  # test weights: the page says so
         assert "not the official ones" in page.text
 
+        challenge = requests.get(f"{base}/c/ntire2025-demo/", timeout=10).text
+        assert all(f'data-page="{slug}"' in challenge for slug in ("overview", "evaluation", "data", "terms"))
+        evaluation = requests.get(f"{base}/c/ntire2025-demo/pages/evaluation/", timeout=10).text
+        assert 'id="generated-evaluation"' in evaluation and "total = CLIPIQA + MUSIQ/100" in evaluation
+        assert "printed on this console" in text
+
         demo.send_signal(signal.SIGTERM)  # a plain `kill`: the web server and the worker go too
         assert demo.wait(timeout=40) is not None
         wait_until(lambda: not group_alive(demo.pid), 30, "the demo's web server and worker to stop")

@@ -9,6 +9,7 @@ from competitions.services import create_challenge, create_phase
 from submissions.models import Submission
 from submissions.services import create_submission
 from teams.services import create_team
+from tests.platform.conftest import take_part
 
 pytestmark = pytest.mark.django_db
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
@@ -19,6 +20,8 @@ def entry():
     users = [get_user_model().objects.create_user(n, f"{n}@example.org", "a-Long-passw0rd!") for n in ("ann", "ben")]
     challenge = create_challenge(slug="fs", title="FS")
     phase = create_phase(challenge=challenge, slug="test", name="Test", kind="test", scoring_profile="ntire2025-dev")
+    for user in users:
+        take_part(user, challenge)
     team = create_team(challenge=challenge, name="Ann's team", user=users[0])
     create_team(challenge=challenge, name="Ben's team", user=users[1])
     submission = create_submission(phase=phase, team=team, user=users[0], enqueue=False,

@@ -4,6 +4,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core import mail
 
+from tests.platform.conftest import take_part
+
 pytestmark = pytest.mark.django_db
 
 
@@ -26,6 +28,7 @@ def test_upload_rate_limit_per_user(client, settings):
     user = get_user_model().objects.create_user("busy", "b@example.org", "a-Long-passw0rd!")
     challenge = create_challenge(slug="rl", title="RL")
     create_phase(challenge=challenge, slug="dev", name="Dev", scoring_profile="ntire2025-dev")
+    take_part(user, challenge)
     create_team(challenge=challenge, name="Busy", user=user)
     client.force_login(user)
     codes = [client.post("/c/rl/p/dev/submit/", {}).status_code for _ in range(3)]
@@ -44,6 +47,7 @@ def test_a_failed_run_emails_the_reason_and_no_score(settings):
     user = get_user_model().objects.create_user("mailme", "mailme@example.org", "a-Long-passw0rd!")
     challenge = create_challenge(slug="mail", title="Mail")
     phase = create_phase(challenge=challenge, slug="dev", name="Dev", scoring_profile="ntire2025-dev")
+    take_part(user, challenge)
     team = create_team(challenge=challenge, name="Mailers", user=user)
     submission = create_submission(phase=phase, team=team, user=user,
                                    upload=ContentFile(b"PK-not-really", name="r.zip"), enqueue=False)

@@ -10,6 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from competitions.services import create_challenge, create_phase
 from submissions.models import Submission
 from teams.services import create_team
+from tests.platform.conftest import take_part
 
 pytestmark = pytest.mark.django_db
 
@@ -20,6 +21,7 @@ def setup():
     challenge = create_challenge(slug="sizes", title="Sizes")
     phase = create_phase(challenge=challenge, slug="dev", name="Dev", scoring_profile="ntire2025-dev",
                          max_archive_bytes=1000)
+    take_part(user, challenge)
     create_team(challenge=challenge, name="Big files", user=user)
     return user, phase
 

@@ -57,7 +57,7 @@ def seed_board(reference, organizer=None) -> Any:
     """Challenge ``rank``, phase ``test`` (``ntire2025-no-qalign``, public) and three scored teams."""
     from django.contrib.auth import get_user_model
 
-    from competitions.services import create_challenge, create_phase
+    from competitions.services import create_challenge, create_phase, register
     from submissions import pipeline
     from submissions.models import Submission
     from teams.services import create_team
@@ -68,6 +68,7 @@ def seed_board(reference, organizer=None) -> Any:
     phase = create_phase(challenge=challenge, slug="test", name="Test", scoring_profile=PROFILE)
     for k, report in enumerate(reports(reference)):
         owner = users.objects.create_user(f"rank-team-{k}", f"rank-{k}@example.org", "x-Long-passw0rd!")
+        register(user=owner, challenge=challenge, terms_version=0, full_name=f"Owner {k}", affiliation="Rank U")
         team = create_team(challenge=challenge, name=f"Team {k}", user=owner)
         submission = Submission.objects.create(phase=phase, team=team, submitted_by=owner,
                                                archive=f"submissions/rank-{k}.zip", archive_size=1,

@@ -185,7 +185,18 @@ class WebUser:
         })
         assert response.ok and "Log out" in response.text, response.text[:2000]
 
+    def register(self, challenge: str) -> None:
+        """Register for the challenge from its page, accepting the terms version the page shows."""
+        page = self.http.get(f"{self.base}/c/{challenge}/", timeout=30).text
+        match = re.search(r'name="terms_version" value="(\d+)"', page)
+        assert match, f"no registration form on /c/{challenge}/"
+        response = self.post_form(f"/c/{challenge}/register/", {
+            "terms_version": match.group(1), "full_name": "Web User", "affiliation": "Test University",
+            "accept_terms": "on"}, form_page=f"/c/{challenge}/")
+        assert response.ok and 'data-status="approved"' in response.text, response.text[:2000]
+
     def create_team(self, challenge: str, name: str) -> int:
+        self.register(challenge)
         response = self.post_form(f"/c/{challenge}/teams/new/", {"name": name})
         match = re.search(r"/teams/(\d+)/$", response.url)
         assert match, f"team not created: {response.url}\n{response.text[:2000]}"

@@ -8,6 +8,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+from accounts.services import email_verification_token, verify_email
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.files import File
@@ -15,9 +16,10 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
-from competitions.demo_data import make_demo_inputs, make_restored_zip
+from competitions.demo_data import DEMO_PAGES, make_demo_inputs, make_restored_zip
 from competitions.models import Challenge
-from competitions.services import create_challenge, create_phase, load_input_set
+from competitions.permissions import current_terms_version
+from competitions.services import create_challenge, create_phase, load_input_set, register, save_page
 from leaderboard.services import compute_rank_stability
 from scoring.profile import PRESETS
 from scoring.testweights import default_test_weights_dir, ensure_test_weights, shared_niqe_params
@@ -64,6 +66,8 @@ class Command(BaseCommand):
         test = create_phase(challenge=challenge, slug="test", name="Test", kind="test",
                             scoring_profile="ntire2025-no-qalign", order=2, visibility="hidden",
                             opens_at=timezone.now() + timedelta(days=30))
+        for kind, body in DEMO_PAGES.items():
+            save_page(challenge=challenge, kind=kind, body=body)
         inputs = Path(settings.VAR_DIR) / "demo-inputs"
         csv_path = make_demo_inputs(inputs)
         for phase in (dev, test):
@@ -83,6 +87,10 @@ class Command(BaseCommand):
         # A second entry (the inputs as they are), so the board's Rank stability tab compares two teams.
         # Its own user (no password): the "demo" login keeps a fresh participant's view, without a team.
         other = User.objects.create_user("demo-as-is", "demo-as-is@localhost")
+        for user, name in ((participant, "Demo Participant"), (other, "Demo As-Is")):
+            verify_email(email_verification_token(user))  # as if they had followed the emailed link
+            register(user=user, challenge=challenge, terms_version=current_terms_version(challenge),
+                     full_name=name, affiliation="Demo University")
         as_is = create_team(challenge=challenge, name="Inputs as they are", user=other)
         zip_path = make_restored_zip(inputs, Path(settings.VAR_DIR) / "demo-as-is.zip", sharpen=False)
         with open(zip_path, "rb") as handle:
@@ -97,6 +105,8 @@ class Command(BaseCommand):
         root = Path(settings.BASE_DIR)
         env = {**os.environ, "FR_WEIGHTS_DIR": str(settings.FR_WEIGHTS_DIR),
                "PYTHONPATH": f"{root}{os.pathsep}{root / 'platform'}"}
+        # Sign-up verifies the address, as in production; the console backend prints the link here.
+        env.setdefault("FR_EMAIL_VERIFICATION", "1")
         worker = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "frplatform", "worker", "-B", "-Q", "default,scoring",
              "-c", "1", "--loglevel", "INFO", "-s", str(Path(settings.VAR_DIR) / "celerybeat-schedule")],
@@ -105,6 +115,7 @@ class Command(BaseCommand):
         web = subprocess.Popen(
             [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"], cwd=root, env=env,
         )
+        self.stdout.write("emails (sign-up verification links, password resets) are printed on this console\n")
         self.stdout.write(f"profiles: {', '.join(PRESETS)}\n"
                           f"NTIRE 2026 edition in two clicks: http://127.0.0.1:{port}/organize/c/ntire2025-demo/"
                           " -> 'New edition' -> 'Create the new edition'\n")
