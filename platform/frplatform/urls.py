@@ -8,7 +8,7 @@ from django.views.generic import TemplateView
 
 from competitions import data_views
 from competitions import views as competition_views
-from competitions.api import data_api
+from competitions.data_api import data_api
 from leaderboard import views as leaderboard_views
 from submissions import api
 from submissions import views as submission_views

@@ -1,5 +1,6 @@
 """The downloads over the API (django-ninja): a phase's files, and one file (a presigned redirect with S3 storage,
-else streamed). Mounted on its own NinjaAPI in frplatform/urls.py for now (``data_api``)."""
+else streamed). ``router`` is mounted on its own NinjaAPI (``data_api``) in frplatform/urls.py until the project's
+one NinjaAPI takes it (``api.add_router("", router)``). Errors answer ``{"error": message}``."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from accounts.tokens import token_user
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from ninja import NinjaAPI, Router, Schema
-from ninja.errors import HttpError
+from ninja.errors import AuthenticationError, HttpError
 from ninja.security import APIKeyHeader
 
 from competitions import data_selectors, permissions
@@ -20,8 +21,18 @@ class TokenAuth(APIKeyHeader):
 
     param_name = "Authorization"
 
-    def authenticate(self, request: HttpRequest, key: str | None):
-        return token_user(request)
+    def __call__(self, request: HttpRequest):
+        user = token_user(request)
+        if user is None:
+            raise AuthenticationError(message="authentication required: send 'Authorization: Token <key>'")
+        return user
+
+    def authenticate(self, request: HttpRequest, key: str | None):  # the work is in __call__
+        return None
+
+
+class ErrorOut(Schema):
+    error: str
 
 
 class FileOut(Schema):
@@ -50,7 +61,12 @@ def _phase(phase_id: int) -> Phase:
     return get_object_or_404(Phase.objects.select_related("challenge"), pk=phase_id)
 
 
-@router.get("/phases/{phase_id}/data", response=PhaseDataOut, url_name="api-phase-data")
+REFUSALS = {401: ErrorOut, 403: ErrorOut, 404: ErrorOut}
+
+
+@router.get("/phases/{phase_id}/data", response={200: PhaseDataOut, **REFUSALS}, url_name="api-phase-data",
+            summary="A phase's downloads (input-set zip, landmarks CSV, starting kit, extra files): size, sha256, url."
+                    " For registered, approved participants from the phase's opening date; 404 before it.")
 def phase_data(request: HttpRequest, phase_id: int):
     phase = _phase(phase_id)
     refusal = permissions.data_refusal(request.auth, phase)
@@ -66,7 +82,9 @@ def phase_data(request: HttpRequest, phase_id: int):
                        "sha256": f.sha256, "url": f"{prefix}/data/{f.pk}"} for f in files]}
 
 
-@router.get("/data/{file_id}", url_name="api-data-file")
+@router.get("/data/{file_id}", response={302: None, **REFUSALS}, url_name="api-data-file",
+            summary="One file: a redirect to a short-lived presigned storage URL (fetch it without the token), or the"
+                    " file itself with local storage. Each download is recorded.")
 def data_file(request: HttpRequest, file_id: int) -> HttpResponse:
     found = PhaseFile.objects.select_related("phase__challenge").filter(pk=file_id).first()
     if found is None:
@@ -75,11 +93,24 @@ def data_file(request: HttpRequest, file_id: int) -> HttpResponse:
 
 
 def _errors(api: NinjaAPI) -> None:
+    """``{"error": message}`` for every refusal, as the project's API answers them."""
     from django.core.exceptions import PermissionDenied
 
     @api.exception_handler(PermissionDenied)
     def refused(request, exc):
-        return api.create_response(request, {"detail": str(exc) or "refused"}, status=403)
+        return api.create_response(request, {"error": str(exc) or "refused"}, status=403)
+
+    @api.exception_handler(AuthenticationError)
+    def unauthenticated(request, exc):
+        return api.create_response(request, {"error": str(exc)}, status=401)
+
+    @api.exception_handler(HttpError)
+    def http_error(request, exc):
+        return api.create_response(request, {"error": str(exc)}, status=exc.status_code)
+
+    @api.exception_handler(Http404)
+    def not_found(request, exc):
+        return api.create_response(request, {"error": "not found"}, status=404)
 
 
 # Its own API until issue 12's NinjaAPI takes the router (``api.add_router("/", competitions.api.router)``).
