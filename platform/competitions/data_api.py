@@ -5,6 +5,7 @@ one NinjaAPI takes it (``api.add_router("", router)``). Errors answer ``{"error"
 from __future__ import annotations
 
 from accounts.tokens import token_user
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from ninja import NinjaAPI, Router, Schema
@@ -89,16 +90,15 @@ def data_file(request: HttpRequest, file_id: int) -> HttpResponse:
     found = PhaseFile.objects.select_related("phase__challenge").filter(pk=file_id).first()
     if found is None:
         raise Http404
-    return send_file(request.auth, allowed_file(request.auth, found.phase, file_id), "api")
+    try:
+        allowed = allowed_file(request.auth, found.phase, file_id)
+    except PermissionDenied as exc:  # as an HttpError, which any NinjaAPI answers
+        raise HttpError(403, str(exc)) from None
+    return send_file(request.auth, allowed, "api")
 
 
 def _errors(api: NinjaAPI) -> None:
     """``{"error": message}`` for every refusal, as the project's API answers them."""
-    from django.core.exceptions import PermissionDenied
-
-    @api.exception_handler(PermissionDenied)
-    def refused(request, exc):
-        return api.create_response(request, {"error": str(exc) or "refused"}, status=403)
 
     @api.exception_handler(AuthenticationError)
     def unauthenticated(request, exc):
