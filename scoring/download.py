@@ -124,7 +124,8 @@ def download_phase(server: str, token: str, phase: int, out: Path, *, everything
     response = http.get(f"{server}/api/v1/phases/{phase}/data", timeout=timeout)
     if response.status_code != 200:
         try:
-            detail = response.json().get("detail")
+            answer = response.json()
+            detail = answer.get("error") or answer.get("detail")
         except ValueError:
             detail = response.text[:200]
         if response.status_code == 404:

@@ -8,7 +8,7 @@ from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_GET
 
 from competitions import data_selectors, data_services, permissions
-from competitions.models import Phase
+from competitions.models import Phase, PhaseFile
 from competitions.storage import file_download
 
 
@@ -19,7 +19,7 @@ def data_context(user, phase: Phase) -> dict:
     return {"data_files": files, "data_refusal": refusal, "data_pending": data_selectors.data_pending(phase, files)}
 
 
-def allowed_file(user, phase: Phase, file_id: int):
+def allowed_file(user, phase: Phase, file_id: int) -> PhaseFile:
     """The phase's file ``file_id`` for this user: Http404 for an unknown id and for a phase that hides its files,
     PermissionDenied (403) with the reason otherwise."""
     refusal = permissions.data_refusal(user, phase)
@@ -33,7 +33,7 @@ def allowed_file(user, phase: Phase, file_id: int):
     return found
 
 
-def send_file(user, phase_file, via: str) -> HttpResponse:
+def send_file(user, phase_file: PhaseFile, via: str) -> HttpResponse:
     data_services.record_download(phase_file, user, via)
     content_type = "text/csv" if phase_file.name.endswith(".csv") else None
     return file_download(phase_file.file.name, phase_file.name, content_type)

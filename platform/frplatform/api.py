@@ -19,6 +19,7 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from competitions.api import router as competitions_router
+from competitions.data_api import router as data_router
 from leaderboard.api import router as leaderboard_router
 from submissions.api import router as submissions_router
 from submissions.refusals import SubmissionRefused
@@ -29,6 +30,7 @@ api = NinjaAPI(title="Face restoration challenge API", version="1", docs_url=Non
                description="Submit archives, follow their scoring and read leaderboards. Authenticate with "
                            "`Authorization: Token <key>` (your account's token page).")
 api.add_router("", competitions_router)
+api.add_router("", data_router)
 api.add_router("", submissions_router)
 api.add_router("", leaderboard_router)
 

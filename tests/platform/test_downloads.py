@@ -229,7 +229,11 @@ def test_the_api_lists_and_serves_the_files_with_a_token(client, loaded_phase, t
         assert client.get(f"/api/v1/phases/{loaded_phase.pk}/data", **headers).status_code == 401
         assert client.get(shown["inputs"]["url"], **headers).status_code == 401
     client.logout()
-    assert client.get(shown["inputs"]["url"]).status_code == 401
+    anonymous = client.get(shown["inputs"]["url"])
+    assert anonymous.status_code == 401 and "Authorization: Token" in anonymous.json()["error"]
+    newcomer = ApiToken.objects.create(user=make_user("newcomer", registered=False)).key
+    refused = client.get(f"/api/v1/phases/{loaded_phase.pk}/data", HTTP_AUTHORIZATION=f"Token {newcomer}")
+    assert refused.status_code == 403 and refused.json()["error"].startswith("Register for")
     # The test phase, before it opens: 404 for its listing and for each of its files' ids.
     assert client.get(f"/api/v1/phases/{test_phase.pk}/data", **auth).status_code == 404
     for f in PhaseFile.objects.filter(phase=test_phase):

@@ -30,14 +30,10 @@ def built_files(stack: LiveStack, phase_id: int) -> int:
 
 
 def registered_participant(stack: LiveStack, username: str) -> tuple[WebUser, str]:
-    """A user signed up through the site, registered for ``ntire`` through the service; (session, API token)."""
+    """A user signed up and registered for ``ntire`` through the site (open registration); (session, API token)."""
     user = WebUser(stack.url)
     user.sign_up(username)
-    stack.shell("from django.contrib.auth.models import User; from competitions.models import Challenge;"
-                " from competitions.services import register;"
-                f" register(user=User.objects.get(username={username!r}),"
-                " challenge=Challenge.objects.get(slug='ntire'), terms_version=0, full_name='Dana Downloader',"
-                " affiliation='Test Lab')")
+    user.register("ntire")
     page = user.http.get(f"{stack.url}/accounts/token/", timeout=30).text
     return user, re.search(r'<pre id="token">([0-9a-f]+)</pre>', page).group(1)
 
