@@ -16,6 +16,7 @@ import uuid
 import zipfile
 from pathlib import Path
 
+from celery import current_app
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
@@ -46,15 +47,17 @@ def sha256_of_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+BUILD_TASK = "competitions.tasks.build_phase_data"
+
+
 def request_phase_data(phase_id: int) -> None:
     """Queue the build once the current transaction commits. A broker outage is logged, never raised: the input
     set is stored all the same and the organizers' "Build the downloads" button queues it again."""
 
     def send() -> None:
-        from competitions.tasks import build_phase_data
-
         try:
-            build_phase_data.apply_async((phase_id,), retry=True, retry_policy={"max_retries": 2})
+            # By name: a service never imports its task's module (the task imports this one).
+            current_app.signature(BUILD_TASK).apply_async((phase_id,), retry=True, retry_policy={"max_retries": 2})
         except Exception:
             logger.exception("could not queue the downloads of phase %s", phase_id)
 
