@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, BinaryIO
 
 from celery import current_app
 from django.conf import settings
@@ -133,7 +133,7 @@ class NoFaceFound(InputSetError):
         )
 
 
-def extract_input_archive(source: IO[bytes], dest: Path, limits: InputArchiveLimits | None = None) -> int:
+def extract_input_archive(source: BinaryIO, dest: Path, limits: InputArchiveLimits | None = None) -> int:
     """Extract ``<Dataset>/<stem>.png`` members under ``dest``, read under the participants' archive rules
     (``scoring.archive.input_set``). Raises InputSetError listing the problems."""
     return extract_input_set(source, dest, (limits or input_archive_limits()).archive_limits())
