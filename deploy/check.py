@@ -294,8 +294,10 @@ def write_env(port_web: int, standin_tag: str) -> dict[str, str]:
         "FR_WEB_BIND": BIND,
         "FR_WEB_PORT": str(port_web),
         "FR_WEB_WORKERS": "2",
-        # A run whose worker went silent is taken back after 20 s, checked every 5 s (production: 300 s, 30 s).
-        "FR_HEARTBEAT_TIMEOUT": "20",
+        # A run whose worker went silent is taken back after 60 s, checked every 5 s (production: 300 s, 30 s).
+        # Not less: the worker sends no heartbeat while it loads the models, which took over 20 s at a load
+        # average of 11 here, and the watchdog took a live run back (it was scored once all the same).
+        "FR_HEARTBEAT_TIMEOUT": "60",
         "FR_WATCHDOG_INTERVAL": "5",
     }
     return values
