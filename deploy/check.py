@@ -441,8 +441,16 @@ def drive(stack: Stack, proxy: TlsProxyStandIn, work: Path, report: dict[str, An
     token = stack.shell(
         "import json; from django.contrib.auth import get_user_model; from accounts.models import ApiToken;"
         "from competitions.models import Challenge; from teams import services;"
-        "u = get_user_model().objects.create_user('carol', password='a-Long-passw0rd!');"
-        f"services.create_team(challenge=Challenge.objects.get(slug='{CHALLENGE}'), name='Team Carol', user=u);"
+        "from accounts.services import email_verification_token, verify_email;"
+        "from competitions.permissions import current_terms_version;"
+        "from competitions.services import register;"
+        f"c = Challenge.objects.get(slug='{CHALLENGE}');"
+        "u = get_user_model().objects.create_user('carol', email='carol@example.org', password='a-Long-passw0rd!');"
+        # Production verifies addresses and registers participants (open registration: approved at once).
+        "verify_email(email_verification_token(u));"
+        "register(user=u, challenge=c, terms_version=current_terms_version(c), full_name='Carol Tester',"
+        " affiliation='Deploy Check');"
+        "services.create_team(challenge=c, name='Team Carol', user=u);"
         "print(json.dumps(ApiToken.objects.create(user=u).key))")
     archive = work / "restored.zip"
     shutil.make_archive(str(archive.with_suffix("")), "zip", inputs)

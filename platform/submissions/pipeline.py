@@ -117,6 +117,9 @@ def run_submission(submission_id: int) -> str:
     submission = Submission.objects.select_related("phase").get(pk=submission_id)
     phase = submission.phase
     scratch = Path(tempfile.mkdtemp(prefix=f"sub-{submission_id}-", dir=_scratch_root()))
+    # Alive from here on: fetching the archive, checking it and loading the models can outlast the
+    # watchdog's heartbeat timeout as much as scoring can.
+    beat = Heartbeat(submission_id).start()
     try:
         try:
             inputs, landmarks = local_input_set(phase)
@@ -156,16 +159,13 @@ def run_submission(submission_id: int) -> str:
         except Exception as exc:  # missing or corrupt weights are the platform's fault
             return _fail(submission_id, f"The scoring models could not be loaded: {exc}", infrastructure=True)
 
-        beat = Heartbeat(submission_id)
-
         def progress(done: int, total: int) -> None:
             if beat.abandoned or not transitions.heartbeat(submission_id, progress_done=done):
                 raise SubmissionAbandoned()
 
         started = time.perf_counter()
         try:
-            with beat:
-                result = score_restored(inputs, landmarks, restored, profile, models, progress=progress)
+            result = score_restored(inputs, landmarks, restored, profile, models, progress=progress)
         except SoftTimeLimitExceeded:
             return _fail(submission_id, f"Scoring passed its time limit of {settings.FR_SCORING_TIME_LIMIT} s.",
                          infrastructure=True)
@@ -182,6 +182,7 @@ def run_submission(submission_id: int) -> str:
             keep_failed_images(submission_id, result, restored)
         return state
     finally:
+        beat.stop()
         shutil.rmtree(scratch, ignore_errors=True)
 
 
@@ -211,13 +212,19 @@ class Heartbeat:
         finally:
             connection.close()
 
-    def __enter__(self) -> Heartbeat:
+    def start(self) -> Heartbeat:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=10)
+
+    def __enter__(self) -> Heartbeat:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 def _scratch_root() -> Path:

@@ -1,9 +1,12 @@
 """A metric that crashes fails its submission with the reason, refunds the slot, and the same
 worker process scores the next one; Q-Align phases go to the workers that declare they run it."""
 
+import time
+
 import pytest
 
 from competitions.services import create_phase
+from scoring import scorer
 from scoring.profile import MetricTerm, ScoringProfile, get_profile
 from submissions import pipeline
 from submissions.models import Submission, SubmissionResult
@@ -43,3 +46,28 @@ def test_qalign_phases_route_to_the_qalign_queue(challenge, make_team, submit, p
                                                  archive="y.zip")
     assert scoring_queue(dev_submission.pk) == "scoring"
     assert scoring_queue(final_submission.pk) == QALIGN_QUEUE
+
+
+def test_the_heartbeat_beats_while_the_models_load(transactional_db, scoring_settings, loaded_phase, make_team,
+                                                   submit, settings, monkeypatch):
+    # A slow model load (Q-Align's 8B parameters, a cold disk) must not look like a dead worker: the heartbeat
+    # runs from the archive's fetch on, not only once scoring has started. (The beat thread has its own
+    # connection: the rows must be committed, hence transactional_db.)
+    settings.FR_HEARTBEAT_TIMEOUT = 2.5  # a beat every 0.5 s
+    team = make_team("Alpha")
+    submission = submit(team)
+    beats_seen: list[object] = []
+    real_load = scorer.load_models
+
+    def slow_load(*args, **kwargs):
+        first = Submission.objects.get(pk=submission.pk).heartbeat_at
+        time_limit = time.monotonic() + 10
+        while Submission.objects.get(pk=submission.pk).heartbeat_at == first:
+            assert time.monotonic() < time_limit, "no heartbeat while the models loaded"
+            time.sleep(0.1)
+        beats_seen.append(Submission.objects.get(pk=submission.pk).heartbeat_at)
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(scorer, "load_models", slow_load)
+    assert pipeline.run_submission(submission.pk) == State.SCORED
+    assert beats_seen
