@@ -44,7 +44,7 @@ def _phase(phase_id: int) -> Phase:
 REFUSALS = {401: ErrorOut, 403: ErrorOut, 404: ErrorOut}
 
 
-@router.get("/phases/{phase_id}/data", response={200: PhaseDataOut, **REFUSALS}, url_name="api-phase-data",
+@router.get("/phases/{int:phase_id}/data", response={200: PhaseDataOut, **REFUSALS}, url_name="api-phase-data",
             summary="A phase's downloads (input-set zip, landmarks CSV, starting kit, extra files): size, sha256, url."
                     " For registered, approved participants from the phase's opening date; 404 before it.")
 def phase_data(request: HttpRequest, phase_id: int):
@@ -62,7 +62,8 @@ def phase_data(request: HttpRequest, phase_id: int):
                        "sha256": f.sha256, "url": f"{prefix}/data/{f.pk}"} for f in files]}
 
 
-@router.get("/data/{file_id}", response={302: None, **REFUSALS}, url_name="api-data-file",
+# 200: the file's bytes (local storage), 302: a presigned URL (S3); neither has a JSON body.
+@router.get("/data/{int:file_id}", response={200: None, 302: None, **REFUSALS}, url_name="api-data-file",
             summary="One file: a redirect to a short-lived presigned storage URL (fetch it without the token), or the"
                     " file itself with local storage. Each download is recorded.")
 def data_file(request: HttpRequest, file_id: int) -> HttpResponse:

@@ -54,7 +54,7 @@ _SPEC: dict[Refusal, tuple[int, str]] = {
     Refusal.NO_TEAM: (403, "You are not in a team for this challenge: join or create a team before submitting."),
     Refusal.NOT_A_MEMBER: (403, "You are no longer a member of the team {team}; nothing was submitted."),
     # Not registered, not approved, revoked, or the terms changed: competitions.permissions says which.
-    Refusal.NOT_PARTICIPANT: (403, "{reason}"),
+    Refusal.NOT_PARTICIPANT: (403, "You cannot submit to this challenge yet. {reason}"),
     Refusal.NO_ARCHIVE: (400, "Choose a zip archive to upload (the multipart field 'archive')."),
     Refusal.EMPTY: (400, "The uploaded file is empty."),
     Refusal.TOO_LARGE: (413, "The archive is {size_mb:.1f} MB; this phase accepts at most {limit_mb:.1f} MB."),

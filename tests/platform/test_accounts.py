@@ -47,7 +47,7 @@ def test_password_validators_include_the_numeric_one_and_the_projects_passwords_
     with pytest.raises(ValidationError):
         validate_password("password")
     # Every password the demo and the tests sign up with still passes.
-    from competitions.management.commands.demo import DEMO_PASSWORD
+    from organizers.management.commands.demo import DEMO_PASSWORD
     from tests.browser.conftest import PASSWORD as BROWSER_PASSWORD
     from tests.support.browser import ORGANIZER_PASSWORD
 

@@ -14,6 +14,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
+from competitions import data_services
 from frplatform.api import PREFIX
 from submissions.models import PendingUpload
 from submissions.refusals import _SPEC, Refusal
@@ -24,6 +25,7 @@ from tests.platform.conftest import upload_file
 NEED_S3_OR_RACE: set[tuple[str, str, int]] = {
     *(("/api/v1/phases/{phase_id}/uploads", "post", status) for status in (201, 409, 413, 429)),
     *(("/api/v1/uploads/{upload_id}/finish", "post", status) for status in (201, 403, 409, 413, 429)),
+    ("/api/v1/data/{file_id}", "get", 302),  # a presigned redirect: S3 only (test_downloads_stacks)
 }
 
 
@@ -42,6 +44,10 @@ def answer_schema(document, path: str, method: str, status: int) -> dict:
 
 
 def check(document, path: str, method: str, response) -> None:
+    responses = document["paths"][path][method]["responses"]
+    assert str(response.status_code) in responses, f"{method.upper()} {path} answered {response.status_code}"
+    if "content" not in responses[str(response.status_code)]:
+        return  # documented without a JSON body: a file, or a redirect
     body = json.loads(response.content)
     resolver = jsonschema.validators.validator_for({})
     schema = answer_schema(document, path, method, response.status_code)
@@ -131,6 +137,20 @@ def test_every_endpoint_success_and_documented_errors(document, loaded_phase, ma
     call("get", P + "/leaderboard", "/api/v1/phases/999999/leaderboard", 404)
     call("get", P + "/rank-stability", f"/api/v1/phases/{phase.pk}/rank-stability", 200, **auth)
     call("get", P + "/rank-stability", "/api/v1/phases/999999/rank-stability", 404)
+
+    # The phase's downloads, built as the worker builds them; a newcomer (not registered) is refused.
+    data_services.build_phase_data(phase)
+    stranger = ApiToken.objects.create(user=make_user("stranger", registered=False)).key
+    listing = call("get", P + "/data", f"/api/v1/phases/{phase.pk}/data", 200, **auth)
+    file_id = listing.json()["files"][0]["id"]
+    call("get", P + "/data", f"/api/v1/phases/{phase.pk}/data", 401)
+    call("get", P + "/data", f"/api/v1/phases/{phase.pk}/data", 403, HTTP_AUTHORIZATION=f"Token {stranger}")
+    call("get", P + "/data", "/api/v1/phases/999999/data", 404, **auth)
+    got = call("get", "/api/v1/data/{file_id}", f"/api/v1/data/{file_id}", 200, **auth)
+    assert b"".join(got.streaming_content)
+    call("get", "/api/v1/data/{file_id}", f"/api/v1/data/{file_id}", 401)
+    call("get", "/api/v1/data/{file_id}", f"/api/v1/data/{file_id}", 403, HTTP_AUTHORIZATION=f"Token {stranger}")
+    call("get", "/api/v1/data/{file_id}", "/api/v1/data/999999", 404, **auth)
 
     # Without S3 the start says where to post; the refusals come first.
     phase.closes_at = None
