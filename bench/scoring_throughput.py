@@ -1,8 +1,11 @@
 """Scoring throughput: the organizers' naive loop against the platform's worker path, side by side.
 
     .venv/bin/python bench/scoring_throughput.py [--per-dataset 1] [--naive-fid fast|scipy] [--json-out FILE]
+                                                 [--profile ntire2025-no-qalign]
 
-Profile: ``bench-no-maniqa`` = CLIP-IQA + MUSIQ + NIQE + FID (+ the AdaFace identity test, which
+``--profile`` scores every metric of a named profile instead (MANIQA's 20 crops included; the naive
+path builds MANIQA as eval.py does, pyiqa's whole model). Default profile:
+``bench-no-maniqa`` = CLIP-IQA + MUSIQ + NIQE + FID (+ the AdaFace identity test, which
 every profile runs), i.e. ``ntire2025-no-qalign`` without MANIQA, whose 20-crop ViT costs
 ~80 s per image on a 2-core CPU. Weights: the generated test weights
 (``tests.support.env.test_weights_dir()``: the real architectures, random init, so the compute
@@ -43,7 +46,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT)]
 
-from scoring.profile import MetricTerm, ScoringProfile  # noqa: E402
+from scoring.profile import MetricTerm, ScoringProfile, get_profile  # noqa: E402
 
 PROFILE = ScoringProfile(
     name="bench-no-maniqa",
@@ -95,6 +98,7 @@ def naive(images, landmarks, restored_dir: Path, weights: Path, fid_method: str)
     """Every model built anew for every image; one image at a time; the FID at the end."""
     import torch.nn.functional as F
 
+    from bench.maniqa_cpu import pyiqa_maniqa
     from scoring.fid import FrechetReference, compute_statistics, frechet_distance_scipy, load_reference_statistics
     from scoring.identity import IdentityScorer
     from scoring.iqa import create_iqa_metric, score_batch
@@ -111,7 +115,9 @@ def naive(images, landmarks, restored_dir: Path, weights: Path, fid_method: str)
         tick = Clock()
         store = WeightStore(weights)
         store.verify(["adaface", *PROFILE.iqa_metrics, "fid"])  # as load_models does: sha256 of each file
-        metrics = {name: create_iqa_metric(name, store, "cpu") for name in PROFILE.iqa_metrics}
+        # MANIQA the way eval.py builds it (pyiqa's whole model), not the scorer's streamlined one.
+        metrics = {name: pyiqa_maniqa(weights) if name == "maniqa" else create_iqa_metric(name, store, "cpu")
+                   for name in PROFILE.iqa_metrics}
         identity = IdentityScorer(load_adaface(store.path(MODEL_FILES["adaface"][0]), "cpu"), "cpu")
         inception = FIDFeatureExtractor.from_file(store.path(MODEL_FILES["fid"][0])).eval()
         wall, cpu = tick.lap()
@@ -164,7 +170,12 @@ def main() -> None:
     parser.add_argument("--naive-fid", choices=["fast", "scipy"], default="fast",
                         help="the naive path's Fréchet distance (scipy: BasicSR's sqrtm, ~45 s more)")
     parser.add_argument("--json-out", help="also write the numbers here")
+    parser.add_argument("--profile", help="score under this profile instead of bench-no-maniqa, e.g. "
+                                          "ntire2025-no-qalign (every CPU metric, MANIQA's 20 crops included)")
     args = parser.parse_args()
+    if args.profile:
+        global PROFILE
+        PROFILE = get_profile(args.profile)
 
     from tests.support.env import test_weights_dir
 
