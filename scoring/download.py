@@ -18,6 +18,8 @@ from typing import Any
 
 import requests
 
+from scoring.weights import sha256_of
+
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,199}$")
 
 
@@ -41,13 +43,6 @@ class Fetched:
     files: list[Path]
     listing: dict[str, Any]
 
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _stream_to(response: requests.Response, target: Path, progress: Callable[[int], None]) -> str:

@@ -25,6 +25,7 @@ from django.db import IntegrityError, transaction
 from competitions import data_selectors
 from competitions.models import Download, Phase, PhaseFile
 from scoring.inputs import Landmarks, write_landmarks
+from scoring.weights import sha256_of
 
 logger = logging.getLogger(__name__)
 Kind = PhaseFile.Kind
@@ -38,13 +39,6 @@ class DataError(Exception):
         self.code = code
         super().__init__(message)
 
-
-def sha256_of_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 BUILD_TASK = "competitions.tasks.build_phase_data"
@@ -155,7 +149,7 @@ def build_phase_data(phase: Phase) -> list[PhaseFile]:
                     name = default_storage.save(f"downloads/phase-{phase.pk}/{version}/{path.name}", File(handle))
                 stored.append(name)
                 rows.append(PhaseFile(phase=phase, kind=kind, version=version, name=path.name, file=name,
-                                      size=path.stat().st_size, sha256=sha256_of_file(path)))
+                                      size=path.stat().st_size, sha256=sha256_of(path)))
             with transaction.atomic():
                 PhaseFile.objects.bulk_create(rows)
                 old = list(phase.files.filter(kind__in=PhaseFile.BUILT).exclude(version=version))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from django.core.files import File
@@ -14,6 +13,7 @@ from competitions.data_services import request_phase_data
 from competitions.models import Challenge, ChallengePage, InputDataset, InputImage, Phase, Registration
 from scoring.inputs import InputSetError, check_landmarks_cover, read_landmarks, scan_inputs
 from scoring.profile import NTIRE2025_THRESHOLDS, get_profile
+from scoring.weights import sha256_of
 
 
 def create_challenge(*, slug: str, title: str, description: str = "", max_team_size: int = 5,
@@ -53,13 +53,6 @@ def store_input_file(sha256: str, content: File) -> tuple[str, bool]:
     return default_storage.save(name, content), True  # another name only if a concurrent writer came first
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
 
 def load_input_set(phase: Phase, folder: Path, landmarks_csv: Path,
                    thresholds: dict[str, float] | None = None) -> int:
@@ -83,7 +76,7 @@ def load_input_set(phase: Phase, folder: Path, landmarks_csv: Path,
         }
         for img in images:
             lm = landmarks[img.stem]
-            sha256 = _sha256(img.path)
+            sha256 = sha256_of(img.path)
             with open(img.path, "rb") as handle:
                 stored, _ = store_input_file(sha256, File(handle))
             InputImage.objects.create(dataset=datasets[img.dataset], stem=img.stem, width=img.width,

@@ -14,7 +14,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import phase_stack, sign_up
+from tests.browser.conftest import phase_stack, register, sign_up
 from tests.support.archives import zip_folder
 from tests.support.stack import LiveStack
 
@@ -41,7 +41,8 @@ def live(tmp_path_factory, weights_dir):
 
 def sign_up_with_team(page: Page, base: str, username: str, team: str) -> None:
     sign_up(page, base, username)
-    page.goto(f"{base}/c/{CHALLENGE}/")
+    register(page, base, CHALLENGE)  # open registration: approved at once, then a team can be made
+    expect(page.locator("#registration-status")).to_have_attribute("data-status", "approved")
     page.click("#create-team")
     page.fill("input[name=name]", team)
     page.click("form button[type=submit]")
