@@ -14,7 +14,8 @@ A release check, outside the regular test run (it builds images of several GB). 
   4. runs ``manage.py check --deploy`` in the web container, fetches a static file through
      whitenoise, then drives a submission from this host with the participant CLI
      (``python -m scoring submit``: presigned upload to the S3 container) through a local stand-in
-     for the TLS proxy, waits for it to be scored and reads the board;
+     for the TLS proxy, waits for it to be scored and reads the board, then fetches the phase's
+     downloads (built by worker-cpu's competitions.tasks.build_phase_data) with ``scoring download``;
   5. submits again, restarts the scoring worker's container mid-run and checks that the watchdog
      (beat in worker-cpu) hands the run to the restarted worker, which scores it exactly once;
   6. tears the stack down (volumes included) and prints image sizes, build and end-to-end times.
@@ -427,6 +428,13 @@ def drive(stack: Stack, proxy: TlsProxyStandIn, work: Path, report: dict[str, An
     log(f"/static/{static} through whitenoise: 200, {response.getheader('Content-Encoding') or 'identity'}, "
         f"Cache-Control {response.getheader('Cache-Control')}")
 
+    # A file the platform reads at run time from outside platform/ (the challenge bundles' JSON Schema): in the
+    # image's build context (the .dockerignore allow-lists).
+    if stack.shell("import json; from organizers.bundles import manifest_schema;"
+                   "print(json.dumps(bool(manifest_schema().get('properties'))))") is not True:
+        raise CheckFailed("the bundle schema (docs/bundle.schema.json) is not in the image")
+    log("bundle schema (docs/bundle.schema.json) in the image")
+
     # The phase, with 20 validation inputs (4 of each dataset): long enough on a CPU to restart mid-run.
     inputs, landmarks = phase_inputs(work / "phase", per_dataset=4)
     web = stack.container("web")
@@ -477,6 +485,26 @@ def drive(stack: Stack, proxy: TlsProxyStandIn, work: Path, report: dict[str, An
         raise CheckFailed(f"the board is not Team Carol's submission: {board.stdout[-1000:]} {board.stderr[-1000:]}")
     report["board"] = rows
     log(f"board: rank 1 Team Carol, submission {status['id']}")
+
+    # The phase's downloads, built by worker-cpu (competitions.tasks.build_phase_data, default queue) when the
+    # input set was stored, fetched with the participant CLI and checked against the input set.
+    started = time.monotonic()
+    while True:
+        fetched = scoring_cli("download", "--server", proxy.url, "--token", token, "--phase", str(phase_id),
+                              "--out", str(work / "download"), timeout=300)
+        if fetched.returncode == 0 or time.monotonic() - started > 240:
+            break
+        time.sleep(5)
+    if fetched.returncode != 0:
+        raise CheckFailed(f"scoring download failed: {fetched.stdout[-2000:]} {fetched.stderr[-3000:]}")
+    got = sorted(p.relative_to(work / "download" / "inputs").as_posix()
+                 for p in (work / "download" / "inputs").rglob("*.png"))
+    want = sorted(p.relative_to(inputs).as_posix() for p in inputs.rglob("*.png"))
+    if got != want:
+        raise CheckFailed(f"the downloaded input set is not the phase's: {len(got)} files, {len(want)} expected")
+    report["download_s"] = time.monotonic() - started
+    log(f"phase downloads built by worker-cpu and fetched with scoring download: {len(got)} inputs, landmarks "
+        f"({report['download_s']:.0f} s after the first board)")
 
     # 2. Again, and the scoring worker's container restarts in the middle of the run.
     submitted = scoring_cli("submit", "--server", proxy.url, "--token", token, "--phase", str(phase_id),
