@@ -24,6 +24,7 @@ from django.db import IntegrityError, transaction
 
 from competitions import data_selectors
 from competitions.models import Download, Phase, PhaseFile
+from competitions.storage import remove_stored
 from scoring.inputs import Landmarks, write_landmarks
 from scoring.weights import sha256_of
 
@@ -155,23 +156,15 @@ def build_phase_data(phase: Phase) -> list[PhaseFile]:
                 old = list(phase.files.filter(kind__in=PhaseFile.BUILT).exclude(version=version))
                 old_names = [f.file.name for f in old]
                 PhaseFile.objects.filter(pk__in=[f.pk for f in old]).delete()
-                transaction.on_commit(lambda: _remove_stored(old_names))
+                transaction.on_commit(lambda: remove_stored(old_names))
         except IntegrityError:  # another build of this version came first: keep its files
-            _remove_stored(stored)
+            remove_stored(stored)
             return list(phase.files.filter(kind__in=PhaseFile.BUILT, version=version))
         except BaseException:
-            _remove_stored(stored)
+            remove_stored(stored)
             raise
     logger.info("built the downloads of %s, input-set version %s", phase, version)
     return rows
-
-
-def _remove_stored(names: list[str]) -> None:
-    for name in names:
-        try:
-            default_storage.delete(name)
-        except OSError:  # an orphan file is harmless; keep going
-            logger.warning("could not remove %s", name, exc_info=True)
 
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._+-]+")
@@ -195,7 +188,7 @@ def add_extra_file(phase: Phase, upload: File, *, title: str, by_user) -> PhaseF
         return PhaseFile.objects.create(phase=phase, kind=Kind.EXTRA, name=name, title=title.strip()[:200] or name,
                                         file=stored, size=size, sha256=digest.hexdigest(), uploaded_by=by_user)
     except BaseException:
-        _remove_stored([stored])
+        remove_stored([stored])
         raise
 
 
@@ -205,7 +198,7 @@ def delete_extra_file(phase: Phase, file_id: int) -> None:
         raise DataError("not_found", "No such file.")
     name = found.file.name
     found.delete()
-    transaction.on_commit(lambda: _remove_stored([name]))
+    transaction.on_commit(lambda: remove_stored([name]))
 
 
 def record_download(phase_file: PhaseFile, user, via: str) -> Download:

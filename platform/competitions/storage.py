@@ -4,12 +4,25 @@ presigned GET URL, with local storage a streamed response read in blocks."""
 from __future__ import annotations
 
 import functools
+import logging
+from collections.abc import Iterable
 
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.http import FileResponse, HttpResponse, HttpResponseRedirect
 
 DOWNLOAD_URL_LIFETIME = 300  # seconds a presigned download URL works
+logger = logging.getLogger(__name__)
+
+
+def remove_stored(names: Iterable[str]) -> None:
+    """Delete stored files after a failed or superseded write. A file that cannot be removed is logged and
+    left: an orphan is harmless, and the error that led here is the one to keep."""
+    for name in names:
+        try:
+            default_storage.delete(name)
+        except OSError:
+            logger.warning("could not remove the stored file %s", name, exc_info=True)
 
 
 def s3_storage() -> bool:

@@ -27,6 +27,7 @@ from django.utils import timezone
 from competitions import services as competition_services
 from competitions.data_services import request_phase_data
 from competitions.models import Challenge, InputDataset, InputImage, Phase
+from competitions.storage import remove_stored
 from leaderboard.versions import board_changed
 from organizers import bundles, selectors
 from organizers.models import InputSetJob
@@ -417,24 +418,16 @@ def import_bundle(path: Path, *, slug: str, start: datetime, user, title: str = 
         with transaction.atomic():
             return _create_from_bundle(bundle, slug, start, user, title, profiles, enqueue, written)
     except IntegrityError:
-        _remove_stored(written)
+        remove_stored(written)
         taken = _slug_problems(slug)  # the slug was taken meanwhile: say so; anything else is a bug, raised
         if taken:
             raise bundles.BundleInvalid(taken) from None
         raise
     except BaseException:
-        _remove_stored(written)
+        remove_stored(written)
         raise
     finally:
         bundle.close()
-
-
-def _remove_stored(names: list[str]) -> None:
-    for name in names:
-        try:
-            default_storage.delete(name)
-        except OSError:  # keep the original error; an orphan file is harmless
-            logger.warning("could not remove %s after a failed bundle import", name, exc_info=True)
 
 
 def _create_from_bundle(bundle: bundles.Bundle, slug: str, start: datetime, user, title: str,

@@ -15,7 +15,6 @@ from datetime import datetime, timedelta
 from celery import current_app
 from django.core.exceptions import ValidationError
 from django.core.files.base import File
-from django.core.files.storage import default_storage
 from django.core.validators import URLValidator
 from django.db import transaction
 from django.utils import timezone
@@ -23,6 +22,7 @@ from django.utils import timezone
 from competitions.models import Phase
 from competitions.permissions import participation_refusal
 from competitions.signals import boards_changed
+from competitions.storage import remove_stored
 from submissions import transitions
 from submissions.models import Submission, SubmissionResult
 from submissions.refusals import Refusal, SubmissionRefused
@@ -173,7 +173,7 @@ def create_submission(
             transitions.log(submission.pk, what)
         except BaseException:
             if not stored:  # the row is rolled back: so is the archive it would have pointed to
-                _remove_stored(submission.archive.name)
+                remove_stored([submission.archive.name])
             raise
         if enqueue:
             transaction.on_commit(lambda: enqueue_scoring(submission.pk))
@@ -192,13 +192,6 @@ def submit_archive(*, phase: Phase, user, archive: File | None, description: str
     if archive is None:
         raise SubmissionRefused(Refusal.NO_ARCHIVE)
     return create_submission(phase=phase, team=team, user=user, upload=archive, description=description)
-
-
-def _remove_stored(name: str) -> None:
-    try:
-        default_storage.delete(name)
-    except OSError:  # keep the original error; an orphan file is harmless
-        logger.warning("could not remove %s after a failed submission", name, exc_info=True)
 
 
 QALIGN_QUEUE = "scoring_qalign"
