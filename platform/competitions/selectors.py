@@ -31,6 +31,8 @@ def phase_profile(phase: Phase) -> ScoringProfile:
     if phase.profile_snapshot:
         return ScoringProfile.from_dict(phase.profile_snapshot)
     return get_profile(phase.scoring_profile)
+
+
 def challenge_pages(challenge: Challenge):
     """The challenge's tabs, in order."""
     return list(ChallengePage.objects.filter(challenge=challenge).order_by("order", "id"))
@@ -40,8 +42,8 @@ def evaluation_markdown(challenge: Challenge) -> str:
     """Every phase's formula and thresholds, from the profile the phase scores with (its snapshot)."""
     parts = []
     for phase in challenge.phases.all():
-        profile = ScoringProfile.from_dict(phase.profile_snapshot)
-        parts.append(profile_evaluation_markdown(profile, f"{phase.name} ({phase.get_kind_display().lower()} phase)"))
+        title = f"{phase.name} ({phase.get_kind_display().lower()} phase)"
+        parts.append(profile_evaluation_markdown(phase_profile(phase), title))
     return "\n".join(parts)
 
 

@@ -220,12 +220,6 @@ class Heartbeat:
         self._stop.set()
         self._thread.join(timeout=10)
 
-    def __enter__(self) -> Heartbeat:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
 
 def _scratch_root() -> Path:
     root = Path(settings.FR_SCRATCH_DIR)
