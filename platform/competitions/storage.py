@@ -29,22 +29,33 @@ def s3_storage() -> bool:
     return bool(settings.S3_BUCKET)
 
 
-@functools.cache
-def _presigning_client():
+def presigning_client():
     """A client signing (Signature Version 4, which every S3 server takes with response-header overrides) for
     the address participants reach: FR_S3_PUBLIC_ENDPOINT_URL when it differs from the internal one, as a
     signature covers the host."""
+    endpoint = settings.S3_PUBLIC_ENDPOINT_URL or default_storage.endpoint_url
+    return _client(endpoint, settings.S3_ACCESS_KEY_ID, settings.S3_SECRET_ACCESS_KEY, settings.S3_REGION)
+
+
+@functools.cache  # one client per configuration: building one costs milliseconds, and settings may change in tests
+def _client(endpoint: str | None, key_id: str | None, secret: str | None, region: str):
     import boto3
     from botocore.config import Config
 
-    endpoint = settings.S3_PUBLIC_ENDPOINT_URL or default_storage.endpoint_url
-    return boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=settings.S3_ACCESS_KEY_ID,
-                        aws_secret_access_key=settings.S3_SECRET_ACCESS_KEY, region_name=settings.S3_REGION,
-                        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}))
+    return boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=key_id, aws_secret_access_key=secret,
+                        region_name=region, config=Config(signature_version="s3v4", s3={"addressing_style": "path"}))
+
+
+def open_s3_clients() -> None:
+    """Build the S3 clients now rather than on a web worker's first upload or download: each worker then pays
+    botocore's import and its memory once at start, and a first participant does not wait for it."""
+    if s3_storage():
+        default_storage.connection  # noqa: B018 - django-storages builds its client on first access
+        presigning_client()
 
 
 def presigned_get_url(name: str, filename: str, lifetime: int = DOWNLOAD_URL_LIFETIME) -> str:
-    return _presigning_client().generate_presigned_url("get_object", ExpiresIn=lifetime, Params={
+    return presigning_client().generate_presigned_url("get_object", ExpiresIn=lifetime, Params={
         "Bucket": default_storage.bucket_name, "Key": name,
         "ResponseContentDisposition": f'attachment; filename="{filename}"',
     })

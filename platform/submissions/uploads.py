@@ -17,6 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from competitions.models import Phase
+from competitions.storage import presigning_client, s3_storage
 from submissions import services
 from submissions.models import PendingUpload, Submission
 from submissions.refusals import Refusal, SubmissionRefused
@@ -27,24 +28,12 @@ MAX_PARTS = 10_000
 
 
 def direct_uploads_enabled() -> bool:
-    return bool(settings.S3_BUCKET)
+    return s3_storage()
 
 
 def _s3():
     """The boto3 client and bucket behind the default storage (django-storages' S3Storage)."""
     return default_storage.connection.meta.client, default_storage.bucket_name
-
-
-def _presigner():
-    """Signs URLs for the address participants reach (FR_S3_PUBLIC_ENDPOINT_URL), which may differ
-    from the internal one the platform talks to; a signature covers the host."""
-    public = settings.S3_PUBLIC_ENDPOINT_URL
-    if not public:
-        return _s3()[0]
-    import boto3
-
-    return boto3.client("s3", endpoint_url=public, aws_access_key_id=settings.S3_ACCESS_KEY_ID,
-                        aws_secret_access_key=settings.S3_SECRET_ACCESS_KEY, region_name=settings.S3_REGION)
 
 
 @dataclass
@@ -72,7 +61,7 @@ def start_upload(*, phase: Phase, team: Team, user, size: int, description: str 
     upload_id = client.create_multipart_upload(Bucket=bucket, Key=key, ContentType="application/zip")["UploadId"]
     pending = PendingUpload.objects.create(phase=phase, team=team, user=user, key=key, s3_upload_id=upload_id,
                                            size=size, part_size=part_size, description=description[:300])
-    signer = _presigner()
+    signer = presigning_client()
     urls = [
         signer.generate_presigned_url(
             "upload_part", ExpiresIn=url_lifetime(),
