@@ -14,6 +14,9 @@ nothing but this checkout, the shared data (``FR_SHARED_DIR`` or ``../shared``, 
    time, the landmarks CSV read again for each image, FID over the folder at the end;
 4. times each model's pure forward pass on the same batches (data already on the device,
    synchronised), with its peak GPU memory, so that the pipeline's overhead is a ratio;
+   then sweeps each metric's images per forward call (1 to 32, until the memory runs out) on
+   the first ``--sweep-images`` inputs, and scores warm again with each metric's best size
+   (printed as the worker's ``FR_IMAGES_PER_CALL``), beside its pure forward at those sizes;
 5. scores a subset on the CPU too and prints the largest CUDA-CPU difference per metric;
 6. writes everything to ``OUT/device_run.json`` (``$OUT`` when set, else ``--out``).
 
@@ -119,12 +122,16 @@ def eval_py_way(inputs, landmarks_csv: Path, profile, weights: Path, device: tor
     return {"wall_s": time.perf_counter() - started, "load_s": load_s, "images": per_image, "fid": fid}
 
 
-def pure_forward(models, inputs, landmarks, device: torch.device, batch_size: int) -> dict[str, dict[str, Any]]:
-    """Each model alone on batches already on the device: seconds, images/s, peak memory."""
+def pure_forward(models, inputs, landmarks, device: torch.device, batch_size: int,
+                 images_per_call: dict[str, int] | None = None) -> dict[str, dict[str, Any]]:
+    """Each model alone on batches already on the device: seconds, images/s, peak memory; each metric
+    ``images_per_call[name]`` images a forward call (score_batch's default where absent)."""
     from scoring.identity import align_face, to_adaface_input
     from scoring.iqa import score_batch
     from scoring.scorer import read_rgb, to_unit_tensor
 
+    per_call = images_per_call or {}
+    batch_size = max([batch_size, *per_call.values()])
     batches = [torch.stack([to_unit_tensor(read_rgb(i.path)) for i in inputs[s:s + batch_size]]).to(device)
                for s in range(0, len(inputs), batch_size)]
     crops = [torch.cat([to_adaface_input(align_face(read_rgb(i.path), landmarks[i.stem].points))
@@ -138,11 +145,44 @@ def pure_forward(models, inputs, landmarks, device: torch.device, batch_size: in
         out[name] = {"seconds": seconds, "images_per_s": len(inputs) / seconds, "peak_gpu_bytes": peak_memory(device)}
 
     for name, metric in models.iqa.items():
-        measure(name, lambda metric=metric: [score_batch(metric, b) for b in batches])
+        measure(name, lambda metric=metric, name=name: [score_batch(metric, b, per_call.get(name)) for b in batches])
     measure("adaface", lambda: [models.identity.embed(c) for c in crops])
     if models.fid is not None:
         measure("fid_features", lambda: [models.fid.features(list(b)) for b in batches])
     return out
+
+
+def out_of_memory(error: BaseException) -> bool:
+    return isinstance(error, torch.OutOfMemoryError) or "out of memory" in str(error).lower()
+
+
+def sweep_images_per_call(models, inputs, device: torch.device, sizes: list[int]) -> dict[str, Any]:
+    """Each metric's pure forward rate at each images-per-call size, on the same images, and the best size.
+    A size the device has no memory for ends that metric's sweep."""
+    from scoring.iqa import score_batch
+    from scoring.scorer import read_rgb, to_unit_tensor
+
+    images = torch.stack([to_unit_tensor(read_rgb(i.path)) for i in inputs]).to(device)
+    sweep: dict[str, Any] = {}
+    for name, metric in models.iqa.items():
+        rates: dict[str, Any] = {}
+        score_batch(metric, images[:1], 1)  # a first call pays for lazy set-up, at no size's expense
+        for size in sizes:
+            reset_peak(device)
+            try:
+                _, seconds = timed(device, lambda metric=metric, size=size: score_batch(metric, images, size))
+            except RuntimeError as error:
+                if not out_of_memory(error):
+                    raise
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+                rates[str(size)] = {"error": "out of memory"}
+                break
+            rates[str(size)] = {"seconds": seconds, "images_per_s": len(inputs) / seconds,
+                                "peak_gpu_bytes": peak_memory(device)}
+        measured = {int(size): entry["images_per_s"] for size, entry in rates.items() if "images_per_s" in entry}
+        sweep[name] = {"sizes": rates, "best": max(measured, key=measured.__getitem__)}
+    return sweep
 
 
 def rows(report) -> dict[str, dict[str, float]]:
@@ -162,6 +202,7 @@ def main() -> None:
     parser.add_argument("--fast", action="store_true", help="one input per dataset, MANIQA at 2 crops")
     parser.add_argument("--check-images", type=int, default=10, help="images scored on the CPU too")
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--sweep-images", type=int, default=64, help="images of the images-per-call sweep")
     args = parser.parse_args()
 
     from scoring.inputs import read_landmarks
@@ -191,8 +232,9 @@ def main() -> None:
         _, report["make_weights_s"] = timed(device, lambda: make_test_weights(
             weights, niqe_params=niqe if niqe.is_file() else None))
 
-    def score(models):
-        return score_restored(inputs, landmarks, shared / "val", profile, models, batch_size=args.batch_size)
+    def score(models, images_per_call=None):
+        return score_restored(inputs, landmarks, shared / "val", profile, models, batch_size=args.batch_size,
+                              images_per_call=images_per_call)
 
     reset_peak(device)
     models, load_s = timed(device, lambda: load_models(weights, profile, args.device))
@@ -209,13 +251,32 @@ def main() -> None:
     report["warm_over_pure_forward"] = warm_s / forward_total
     print(f"pure forward {forward_total:.1f} s; warm / pure forward = {warm_s / forward_total:.2f}", flush=True)
 
+    # Each metric's best images per forward call on this device, then the warm run again with them.
+    sizes = [1, 2] if args.fast else [1, 2, 4, 8, 16, 32]
+    sweep = sweep_images_per_call(models, inputs[: args.sweep_images], device, sizes)
+    best = {name: entry["best"] for name, entry in sweep.items()}
+    report["images_per_call_sweep"] = sweep
+    report["best_images_per_call"] = best
+    report["FR_IMAGES_PER_CALL"] = ",".join(f"{name}={size}" for name, size in best.items())
+    tuned, tuned_s = timed(device, lambda: score(models, best))
+    tuned_forward = pure_forward(models, inputs, landmarks, device, args.batch_size, best)
+    tuned_forward_total = sum(entry["seconds"] for entry in tuned_forward.values())
+    report["warm_tuned"] = {"wall_s": tuned_s, "images_per_s": len(inputs) / tuned_s, "timings": tuned.timings}
+    report["pure_forward_tuned"] = tuned_forward
+    report["warm_tuned_over_pure_forward"] = tuned_s / tuned_forward_total
+    print(f"best images per call {report['FR_IMAGES_PER_CALL']}: warm {tuned_s:.1f} s, pure forward "
+          f"{tuned_forward_total:.1f} s, ratio {tuned_s / tuned_forward_total:.2f}", flush=True)
+
     organizers = eval_py_way(inputs, landmarks_csv, profile, weights, device)
     report["eval_py_way"] = {k: v for k, v in organizers.items() if k != "images"}
     report["speedup_warm_vs_eval_py"] = organizers["wall_s"] / warm_s
     report["speedup_cold_vs_eval_py"] = organizers["wall_s"] / (load_s + cold_s)
+    report["speedup_tuned_vs_eval_py"] = organizers["wall_s"] / tuned_s
     ours = rows(warm)
     report["max_diff_platform_vs_eval_py"] = {**compare(ours, organizers["images"]),
                                               "fid": abs(warm.overall["fid"] - organizers["fid"])}
+    report["max_diff_tuned_vs_eval_py"] = {**compare(rows(tuned), organizers["images"]),
+                                           "fid": abs(tuned.overall["fid"] - organizers["fid"])}
     print(f"eval.py way {organizers['wall_s']:.1f} s: warm is {report['speedup_warm_vs_eval_py']:.2f}x, "
           f"cold {report['speedup_cold_vs_eval_py']:.2f}x", flush=True)
 

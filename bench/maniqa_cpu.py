@@ -8,9 +8,12 @@ architecture, random init, so the compute is the real one), pyiqa's 20-crop defa
 * **pyiqa**: ``pyiqa.create_metric("maniqa")`` as eval.py builds it (the whole ViT, TABlocks
   as written);
 * **scorer**: ``scoring.iqa.create_iqa_metric("maniqa")`` (``scoring/maniqa.py``: the ViT stops
-  after the last block MANIQA reads, the token attention is one fused kernel).
+  after the last block MANIQA reads, the token attention is one fused kernel);
+* **compiled**: the scorer's with its repeated blocks (ViT blocks, TABlocks, Swin stages) handed
+  to ``torch.compile``, which fuses the work around the products; measured, not used by the
+  scorer (docs/performance.md, section 10). The first call's compile time is printed apart.
 
-The two run alternately, image by image, so that whatever else loads the machine loads both.
+The three run alternately, image by image, so that whatever else loads the machine loads both.
 The floor is each model's FLOPs (torch's FlopCounterMode: matrix products, convolutions,
 attention) divided by the float32 matrix-product rate measured in the same run, between the
 images, on the shapes that carry most of MANIQA's FLOPs. Printed: seconds per image (wall and
@@ -63,6 +66,13 @@ def flops_of(metric: torch.nn.Module, image: torch.Tensor) -> int:
     return counter.get_total_flops()
 
 
+def compile_repeated_blocks(net) -> None:
+    """Each repeated block compiled on its own: their inputs are the crops' features, the same shapes whatever
+    the image's size, so each compiles once, and the glue between them (cropping, feature hooks) stays eager."""
+    for block in [*net.vit.blocks, *net.tablock1, *net.tablock2, net.swintransformer1, net.swintransformer2]:
+        block.forward = torch.compile(block.forward, dynamic=False)
+
+
 def pyiqa_maniqa(weights_dir: Path) -> torch.nn.Module:
     import pyiqa
 
@@ -90,17 +100,25 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {load_average()}")
 
     paths_by_name = {"pyiqa": pyiqa_maniqa(weights),
-                     "scorer": create_iqa_metric("maniqa", WeightStore(weights), "cpu")}
+                     "scorer": create_iqa_metric("maniqa", WeightStore(weights), "cpu"),
+                     "compiled": create_iqa_metric("maniqa", WeightStore(weights), "cpu")}
+    compile_repeated_blocks(paths_by_name["compiled"].net)
     first = to_unit_tensor(read_rgb(paths[0])).unsqueeze(0)
     # torch's FLOP counter does not see the fused attention kernel: count the scorer's work on a copy of
     # pyiqa's model with the same blocks trimmed and the attention as written (the same products).
     counted = copy.deepcopy(paths_by_name["pyiqa"])
     streamline(counted.net, fused_attention=False)
     flops = {"pyiqa": flops_of(paths_by_name["pyiqa"], first), "scorer": flops_of(counted, first)}
+    flops["compiled"] = flops["scorer"]  # the same products; compiling fuses the work around them
     del counted
-    for metric in paths_by_name.values():  # warm-up
+    compile_seconds = 0.0
+    for name, metric in paths_by_name.items():  # warm-up (the compiled path compiles here)
+        started = time.perf_counter()
         with torch.inference_mode():
             metric(first)
+        if name == "compiled":
+            compile_seconds = time.perf_counter() - started
+    print(f"first call of the compiled path (compiling): {compile_seconds:.0f} s", flush=True)
     wall: dict[str, list[float]] = {name: [] for name in paths_by_name}
     cpu: dict[str, list[float]] = {name: [] for name in paths_by_name}
     scores: dict[str, list[float]] = {name: [] for name in paths_by_name}
@@ -118,7 +136,8 @@ def main() -> None:
             f"{name} {wall[name][-1]:.1f} s" for name in paths_by_name) + f"; {load_average()}", flush=True)
 
     rate = max(rates)
-    result: dict[str, object] = {"machine": machine(), "images": len(paths), "matmul_gflops": rates}
+    result: dict[str, object] = {"machine": machine(), "images": len(paths), "matmul_gflops": rates,
+                                 "compile_s": compile_seconds}
     print(f"\nfloat32 matrix-product rate: best {rate:.0f} GFLOP/s (per check: "
           + ", ".join(f"{r:.0f}" for r in rates) + ")")
     print(f"{'path':8} {'TFLOP/img':>9} {'wall s/img':>10} {'CPU s/img':>9} {'floor s':>7} {'x floor':>7}")
@@ -133,7 +152,14 @@ def main() -> None:
     cpu_speedup = statistics.median(cpu["pyiqa"]) / statistics.median(cpu["scorer"])
     difference = max(abs(a - b) for a, b in zip(scores["pyiqa"], scores["scorer"], strict=True))
     print(f"scorer over pyiqa: {speedup:.2f}x wall, {cpu_speedup:.2f}x CPU; largest score difference {difference:.2e}")
-    result.update(speedup_wall=speedup, speedup_cpu=cpu_speedup, max_difference=difference)
+    compiled_speedup = statistics.median(wall["pyiqa"]) / statistics.median(wall["compiled"])
+    compiled_cpu = statistics.median(cpu["pyiqa"]) / statistics.median(cpu["compiled"])
+    compiled_difference = max(abs(a - b) for a, b in zip(scores["pyiqa"], scores["compiled"], strict=True))
+    print(f"compiled over pyiqa: {compiled_speedup:.2f}x wall, {compiled_cpu:.2f}x CPU; largest score difference "
+          f"{compiled_difference:.2e}")
+    result.update(speedup_wall=speedup, speedup_cpu=cpu_speedup, max_difference=difference,
+                  compiled_speedup_wall=compiled_speedup, compiled_speedup_cpu=compiled_cpu,
+                  compiled_max_difference=compiled_difference)
     if args.json_out:
         args.json_out.write_text(json.dumps(result, indent=2))
 

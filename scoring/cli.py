@@ -19,6 +19,7 @@ def _score(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from scoring.archive import ArchiveLimits, check_and_extract, expected_from_inputs
+    from scoring.batching import parse_images_per_call
     from scoring.inputs import InputSetError, check_landmarks_cover, read_landmarks, scan_inputs
     from scoring.profile import get_profile
     from scoring.report_csv import eval_csv_names, write_images_csv, write_total_csv
@@ -31,6 +32,10 @@ def _score(args: argparse.Namespace) -> int:
         return _fail(args, "bad_inputs", str(exc).strip("'\""))
     try:
         profile = with_metric_options(profile, args.metric_option)
+    except ValueError as exc:
+        return _fail(args, "bad_option", str(exc))
+    try:
+        images_per_call = parse_images_per_call(args.images_per_call)
     except ValueError as exc:
         return _fail(args, "bad_option", str(exc))
     try:
@@ -58,7 +63,8 @@ def _score(args: argparse.Namespace) -> int:
         def progress(done: int, total: int) -> None:
             bar.update(done - bar.n)
 
-        result = score_restored(inputs, landmarks, Path(scratch), profile, models, progress=progress)
+        result = score_restored(inputs, landmarks, Path(scratch), profile, models, progress=progress,
+                                images_per_call=images_per_call)
         bar.close()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -218,6 +224,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--metric-option", action="append", default=[], metavar="METRIC.KEY=VALUE",
         help="override one pyiqa option of the profile, e.g. maniqa.test_sample=2 (repeatable;"
              " recorded in the report's profile, so the numbers differ from the preset's)",
+    )
+    score.add_argument(
+        "--images-per-call", default="", metavar="METRIC=N[,METRIC=N]",
+        help="images per forward call for these metrics, e.g. maniqa=4 on a GPU (the same scores, to float32"
+             " rounding; default: MANIQA one image, the others the whole batch)",
     )
     score.add_argument("--json", action="store_true")
 

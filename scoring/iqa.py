@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from scoring.batching import DEFAULT_IMAGES_PER_CALL
 from scoring.maniqa import streamline
 from scoring.niqe import FixedOrderNiqe
 from scoring.weights import MODEL_FILES, WeightStore
@@ -121,17 +122,12 @@ def _create_qalign(store: WeightStore, device: torch.device | str, opts: dict[st
             os.environ["HF_HUB_OFFLINE"] = previous
 
 
-# Images per forward pass, where a metric's memory grows too fast with the batch. MANIQA
-# scores 20 crops of each image at once and its TABlocks form a 3072x3072 attention map
-# per crop: a score run with batches of 8 images peaked at 19.2 GiB RSS on a CPU. One
-# image at a time gives the same scores (an image's crops never mix with another's).
-MAX_IMAGES_PER_CALL: dict[str, int] = {"maniqa": 1}
-
-
 @torch.inference_mode()
-def score_batch(metric: torch.nn.Module, batch: torch.Tensor) -> list[float]:
-    """Scores of a (N,3,H,W) [0,1] batch, one float per image."""
-    step = max(1, MAX_IMAGES_PER_CALL.get(getattr(metric, "metric_name", ""), batch.shape[0]))
+def score_batch(metric: torch.nn.Module, batch: torch.Tensor, images_per_call: int | None = None) -> list[float]:
+    """Scores of a (N,3,H,W) [0,1] batch, one float per image, ``images_per_call`` images a forward call
+    (default: DEFAULT_IMAGES_PER_CALL's for the metric, else the whole batch)."""
+    step = images_per_call or DEFAULT_IMAGES_PER_CALL.get(getattr(metric, "metric_name", ""), batch.shape[0])
+    step = max(1, step)
     scores: list[float] = []
     for start in range(0, batch.shape[0], step):
         chunk = batch[start:start + step]

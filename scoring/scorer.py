@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -163,8 +163,13 @@ def score_restored(
     progress: Progress | None = None,
     batch_size: int = 8,
     prefetch: bool = True,
+    images_per_call: Mapping[str, int] | None = None,
 ) -> ScoreReport:
     """Score ``restored_dir/<Dataset>/<stem>.png`` for every input; the archive check ran before.
+
+    Images are read ``batch_size`` at a time (more when a metric takes more per call) and each metric
+    scores a batch ``images_per_call[name]`` images a forward call (scoring.iqa.score_batch's default
+    where absent); the scores are the same, to float32 rounding.
 
     With ``prefetch`` a reader thread decodes the next batch's PNGs (and, for a GPU, copies them
     to pinned memory) while the models work on the current one; the scores are the same.
@@ -172,6 +177,8 @@ def score_restored(
     timings: dict[str, float] = {"load_models": models.load_seconds}
     images: list[ImageResult] = []
     features: list[np.ndarray] = []
+    per_call = dict(images_per_call or {})
+    batch_size = max([batch_size, *per_call.values()])
     chunks = [inputs[start:start + batch_size] for start in range(0, len(inputs), batch_size)]
     with models.lock, ChunkReader(chunks, Path(restored_dir), models.device, prefetch) as reader:
         for chunk in chunks:
@@ -189,7 +196,7 @@ def score_restored(
             per_metric: dict[str, list[float]] = {}
             for name, metric in models.iqa.items():
                 tick = time.perf_counter()
-                per_metric[name] = score_batch(metric, batch)
+                per_metric[name] = score_batch(metric, batch, per_call.get(name))
                 timings[name] = timings.get(name, 0.0) + time.perf_counter() - tick
             if models.fid is not None:
                 tick = time.perf_counter()

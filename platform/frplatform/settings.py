@@ -10,6 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
+
+from scoring.batching import parse_images_per_call
 
 # Every setting from the environment is read here, through this object, and nowhere else
 # (deploy/env.example documents each one; tests/platform/test_deploy_settings.py checks both ways).
@@ -206,6 +209,12 @@ _WEIGHTS_DIR = env.str("FR_WEIGHTS_DIR", default="")
 FR_WEIGHTS_DIR = _WEIGHTS_DIR or str(VAR_DIR / "weights")
 FR_WEIGHTS_DIR_CONFIGURED = bool(_WEIGHTS_DIR)  # not set: ./dev demo uses the shared test weights
 FR_SCORING_DEVICE = env.str("FR_SCORING_DEVICE", default="auto")
+# Images per forward call for chosen metrics on this worker, e.g. "maniqa=4,musiq=16" on a GPU (bench/device_run.py
+# prints the best it measured); unset, scoring.batching's defaults. A malformed value stops the process here.
+try:
+    FR_IMAGES_PER_CALL = parse_images_per_call(env.str("FR_IMAGES_PER_CALL", default=""))
+except ValueError as exc:
+    raise ImproperlyConfigured(f"FR_IMAGES_PER_CALL: {exc}") from exc
 FR_SCRATCH_DIR = Path(env.str("FR_SCRATCH_DIR", default=str(VAR_DIR / "scratch")))
 FR_SCORING_TIME_LIMIT = env.int("FR_SCORING_TIME_LIMIT", default=7200)
 FR_HEARTBEAT_TIMEOUT = env.int("FR_HEARTBEAT_TIMEOUT", default=300)

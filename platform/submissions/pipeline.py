@@ -17,6 +17,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from celery.exceptions import SoftTimeLimitExceeded
@@ -32,10 +33,14 @@ from competitions.selectors import phase_profile
 from scoring.archive import ArchiveLimits, ExpectedImage, check_and_extract
 from scoring.inputs import InputImage as ScoringInput
 from scoring.inputs import Landmarks
+from scoring.profile import ScoringProfile
 from scoring.results import ScoreReport
 from submissions import transitions
 from submissions.models import DatasetScore, FidFeatures, ImageScore, Submission, SubmissionResult
 from submissions.selectors import restored_image_name
+
+if TYPE_CHECKING:
+    from scoring.scorer import ScoringModels
 
 logger = logging.getLogger(__name__)
 State = Submission.State
@@ -89,16 +94,21 @@ def stream_to_file(name: str, target: Path) -> str:
     return digest.hexdigest()
 
 
-def preload_models() -> list[str]:
-    """Load the models of every open phase's profile, so the first submission finds them warm."""
+def worker_models(profile: ScoringProfile) -> ScoringModels:
+    """This worker's models for ``profile``, from its weights folder on its device; loaded once a process."""
     from scoring.scorer import load_models  # loads torch: only when a worker asks (see run_submission)
 
+    return load_models(settings.FR_WEIGHTS_DIR, profile, settings.FR_SCORING_DEVICE)
+
+
+def preload_models() -> list[str]:
+    """Load the models of every open phase's profile, so the first submission finds them warm."""
     loaded = []
     for phase in Phase.objects.filter(Phase.open_q()):
         profile = phase_profile(phase)
         if profile.needs_gpu and settings.FR_SCORING_DEVICE == "cpu":
             continue
-        load_models(settings.FR_WEIGHTS_DIR, profile, settings.FR_SCORING_DEVICE)
+        worker_models(profile)
         loaded.append(profile.name)
     return loaded
 
@@ -152,10 +162,10 @@ def run_submission(submission_id: int) -> str:
         profile = phase_profile(phase)
         # Imported here, not at the top: scoring.scorer loads torch, and importing this module (the
         # worker's start-up hook, the demo command) stays light until a submission is scored.
-        from scoring.scorer import load_models, score_restored
+        from scoring.scorer import score_restored
 
         try:
-            models = load_models(settings.FR_WEIGHTS_DIR, profile, settings.FR_SCORING_DEVICE)
+            models = worker_models(profile)
         except Exception as exc:  # missing or corrupt weights are the platform's fault
             return _fail(submission_id, f"The scoring models could not be loaded: {exc}", infrastructure=True)
 
@@ -165,7 +175,8 @@ def run_submission(submission_id: int) -> str:
 
         started = time.perf_counter()
         try:
-            result = score_restored(inputs, landmarks, restored, profile, models, progress=progress)
+            result = score_restored(inputs, landmarks, restored, profile, models, progress=progress,
+                                    images_per_call=settings.FR_IMAGES_PER_CALL)
         except SoftTimeLimitExceeded:
             return _fail(submission_id, f"Scoring passed its time limit of {settings.FR_SCORING_TIME_LIMIT} s.",
                          infrastructure=True)

@@ -44,6 +44,17 @@ def test_device_run_fast_mode_writes_every_figure(weights_dir, tmp_path):
     assert all(value <= 1e-5 for value in diff.values()), diff
     # On the CPU the device check compares the CPU with itself: exactly equal.
     assert report["check_images"] == 2 and all(v == 0 for v in report["max_diff_device_vs_cpu"].values())
+    # The images-per-call sweep measured each metric at each size, picked the fastest, and the warm run with
+    # those sizes gives the eval.py way's numbers too.
+    assert set(report["images_per_call_sweep"]) == metrics
+    for name, entry in report["images_per_call_sweep"].items():
+        assert set(entry["sizes"]) == {"1", "2"}
+        rates = {int(size): value["images_per_s"] for size, value in entry["sizes"].items()}
+        assert entry["best"] == max(rates, key=rates.__getitem__) == report["best_images_per_call"][name]
+    assert report["FR_IMAGES_PER_CALL"] == ",".join(f"{k}={v}" for k, v in report["best_images_per_call"].items())
+    assert report["warm_tuned"]["wall_s"] > 0 and report["warm_tuned_over_pure_forward"] > 0
+    assert set(report["pure_forward_tuned"]) == set(report["pure_forward"])
+    assert all(value <= 1e-5 for value in report["max_diff_tuned_vs_eval_py"].values())
     assert "Hugging Face" in report["qalign"]
     header = (out / "per_image.csv").read_text(encoding="utf-8").splitlines()[0]
     assert header.startswith("image,") and "maniqa" in header

@@ -139,6 +139,16 @@ def test_production_refuses_to_start_without_a_secret_key(tmp_path, secret_key, 
     assert EMBEDDED_DEFAULT_KEY not in result.stdout + result.stderr
 
 
+def test_a_malformed_images_per_call_stops_the_worker_at_start(tmp_path):
+    result = run_python(tmp_path, ["manage.py", "check"], {"FR_IMAGES_PER_CALL": "maniqa=lots"})
+    assert result.returncode != 0
+    assert "FR_IMAGES_PER_CALL: images per call: 'maniqa=lots' needs a whole number" in result.stderr
+    good = run_python(tmp_path, ["manage.py", "shell", "-c", "from django.conf import settings; "
+                                 "print(settings.FR_IMAGES_PER_CALL)"], {"FR_IMAGES_PER_CALL": "maniqa=4,musiq=16"})
+    assert good.returncode == 0, good.stderr[-3000:]
+    assert good.stdout.strip().splitlines()[-1] == "{'maniqa': 4, 'musiq': 16}"
+
+
 # --------------------------------------------------------------------------- no committed secrets
 
 AWS_ACCESS_KEY = re.compile(r"(?<![A-Z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Z0-9])")

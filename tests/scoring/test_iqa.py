@@ -23,6 +23,7 @@ import torch
 from PIL import Image
 from torchvision.transforms.functional import to_tensor
 
+from scoring.batching import parse_images_per_call
 from scoring.iqa import _timm_without_hub, create_iqa_metric, niqe_mat_from_npz, score_batch
 from scoring.niqe import fma32, fma_ordered_luma
 from scoring.scorer import read_rgb, to_unit_tensor
@@ -229,6 +230,36 @@ def test_score_batch_gives_maniqa_one_image_at_a_time():
     assert score_batch(clipiqa, batch) == pytest.approx(expected, abs=1e-7)
     assert clipiqa.calls == [5]
     assert score_batch(maniqa, batch[:0]) == []
+
+
+def test_score_batch_takes_images_per_call_from_its_caller():
+    batch = torch.rand(5, 3, 8, 8, generator=torch.Generator().manual_seed(2))
+    expected = batch.mean(dim=(1, 2, 3)).double().tolist()
+    maniqa, musiq = RecordingMetric("maniqa"), RecordingMetric("musiq")
+    assert score_batch(maniqa, batch, images_per_call=2) == pytest.approx(expected, abs=1e-7)
+    assert maniqa.calls == [2, 2, 1]
+    assert score_batch(musiq, batch, images_per_call=8) == pytest.approx(expected, abs=1e-7)
+    assert musiq.calls == [5]
+
+
+@pytest.mark.parametrize(("text", "sizes"), [
+    ("", {}),
+    ("maniqa=4", {"maniqa": 4}),
+    (" maniqa = 4 , musiq=16,", {"maniqa": 4, "musiq": 16}),
+])
+def test_images_per_call_parses(text, sizes):
+    assert parse_images_per_call(text) == sizes
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("maniqa", "not METRIC=N"),
+    ("fid=2", "not METRIC=N"),
+    ("maniqa=0", "at least 1"),
+    ("maniqa=two", "at least 1"),
+])
+def test_images_per_call_refuses_what_it_cannot_use(text, message):
+    with pytest.raises(ValueError, match=message):
+        parse_images_per_call(text)
 
 
 def direct_maniqa(weights_dir: Path, **options) -> torch.nn.Module:

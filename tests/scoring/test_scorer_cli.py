@@ -62,7 +62,11 @@ def scored(weights_dir, tmp_path_factory):
     # One image a batch, so that there is a next batch to read ahead: with and without the reader thread.
     ahead = score_restored(inputs, landmarks, inputs_dir, PROFILE, models, batch_size=1)
     in_turn = score_restored(inputs, landmarks, inputs_dir, PROFILE, models, batch_size=1, prefetch=False)
-    return inputs, first, second, ahead, in_turn
+    # Other images per call than the defaults (MANIQA 1, the rest the whole batch): both MANIQA images in one
+    # forward call, the other metrics one image a call.
+    resized = score_restored(inputs, landmarks, inputs_dir, PROFILE, models,
+                             images_per_call={"maniqa": 2, "niqe": 1, "clipiqa": 1, "musiq": 1})
+    return inputs, first, second, ahead, in_turn, resized
 
 
 def direct_pyiqa(name: str, weights_dir: Path, scratch: Path, **options) -> torch.nn.Module:
@@ -118,13 +122,23 @@ def pyiqa_luma_is_fma_ordered(path: Path) -> bool:
 
 
 def test_scoring_the_same_folder_twice_gives_identical_numbers(scored):
-    _, first, second, _, _ = scored
+    _, first, second, *_ = scored
     assert report_numbers(first) == report_numbers(second)
 
 
 def test_reading_ahead_changes_no_number(scored):
-    _, _, _, ahead, in_turn = scored
+    _, _, _, ahead, in_turn, _ = scored
     assert report_numbers(ahead) == report_numbers(in_turn)
+
+
+def test_images_per_call_changes_no_score_beyond_float32_rounding(scored):
+    _, first, _, _, _, resized = scored
+    for default, other in zip(first.images, resized.images, strict=True):
+        assert (default.dataset, default.stem) == (other.dataset, other.stem)
+        for name, value in default.metrics.items():
+            assert abs(other.metrics[name] - value) <= TOLERANCE, (name, value, other.metrics[name])
+        assert other.id_similarity == default.id_similarity  # the identity test does not batch by metric
+    assert resized.overall["fid"] == pytest.approx(first.overall["fid"], abs=TOLERANCE)
 
 
 def test_report_of_restored_equal_to_inputs(scored, weights_dir):
@@ -245,6 +259,8 @@ def test_score_cli_end_to_end(weights_dir, tmp_path):
     [
         (["--metric-option", "maniqa"], "bad_option"),
         (["--metric-option", "qalign.x=1"], "bad_option"),
+        (["--images-per-call", "maniqa=0"], "bad_option"),
+        (["--images-per-call", "fid=4"], "bad_option"),
         (["--profile", "no-such-profile"], "bad_inputs"),
         ([], "bad_inputs"),  # the inputs folder does not exist
     ],
