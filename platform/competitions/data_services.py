@@ -7,7 +7,6 @@ Celery task (competitions.tasks.build_phase_data), queued when an input set is s
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 import shutil
@@ -24,7 +23,7 @@ from django.db import IntegrityError, transaction
 
 from competitions import data_selectors
 from competitions.models import Download, Phase, PhaseFile
-from competitions.storage import remove_stored
+from competitions.storage import remove_stored, sha256_of_upload
 from scoring.inputs import Landmarks, write_landmarks
 from scoring.weights import sha256_of
 
@@ -179,14 +178,11 @@ def add_extra_file(phase: Phase, upload: File, *, title: str, by_user) -> PhaseF
         raise DataError("too_large", f"The file is {size} bytes; at most {settings.FR_EXTRA_FILE_MAX_BYTES} are"
                                      " accepted.")
     name = _SAFE_NAME.sub("_", Path(upload.name or "file").name).strip("._") or "file"
-    digest = hashlib.sha256()
-    for chunk in upload.chunks():
-        digest.update(chunk)
-    upload.seek(0)
+    sha256 = sha256_of_upload(upload)
     stored = default_storage.save(f"downloads/phase-{phase.pk}/extra/{uuid.uuid4().hex}/{name}", upload)
     try:
         return PhaseFile.objects.create(phase=phase, kind=Kind.EXTRA, name=name, title=title.strip()[:200] or name,
-                                        file=stored, size=size, sha256=digest.hexdigest(), uploaded_by=by_user)
+                                        file=stored, size=size, sha256=sha256, uploaded_by=by_user)
     except BaseException:
         remove_stored([stored])
         raise

@@ -4,10 +4,12 @@ presigned GET URL, with local storage a streamed response read in blocks."""
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 from collections.abc import Iterable
 
 from django.conf import settings
+from django.core.files import File
 from django.core.files.storage import default_storage
 from django.http import FileResponse, HttpResponse, HttpResponseRedirect
 
@@ -23,6 +25,24 @@ def remove_stored(names: Iterable[str]) -> None:
             default_storage.delete(name)
         except OSError:
             logger.warning("could not remove the stored file %s", name, exc_info=True)
+
+
+def sha256_of_upload(upload: File) -> str:
+    """The sha256 of an uploaded file, read in Django's chunks and rewound for whoever stores it next."""
+    digest = hashlib.sha256()
+    for chunk in upload.chunks():
+        digest.update(chunk)
+    upload.seek(0)
+    return digest.hexdigest()
+
+
+def sha256_of_stored(name: str) -> str:
+    """The sha256 of a stored file, read in blocks (S3 or local storage alike)."""
+    digest = hashlib.sha256()
+    with default_storage.open(name, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def s3_storage() -> bool:

@@ -27,6 +27,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from competitions.models import Challenge, InputImage, Phase
+from competitions.storage import sha256_of_stored
 from organizers.selectors import input_archive_limits
 from scoring.archive import ArchiveLimits, ArchiveMemberError, SafeZip
 from scoring.archive.images import declared_size
@@ -206,14 +207,6 @@ def baseline_submissions(phase: Phase) -> list[Submission]:
     return sorted(latest.values(), key=lambda s: s.team.name)
 
 
-def _stored_sha256(name: str) -> str:
-    digest = hashlib.sha256()
-    with default_storage.open(name, "rb") as handle:
-        while block := handle.read(CHUNK):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def challenge_manifest(challenge: Challenge) -> tuple[dict[str, Any], dict[str, str]]:
     """The manifest and the files it names: bundle member -> storage name (identical content shared once)."""
     phases = list(challenge.phases.order_by("order", "id"))
@@ -234,7 +227,7 @@ def challenge_manifest(challenge: Challenge) -> tuple[dict[str, Any], dict[str, 
                              "images": images})
         baselines = []
         for submission in baseline_submissions(phase):
-            sha256 = submission.archive_sha256 or _stored_sha256(submission.archive.name)
+            sha256 = submission.archive_sha256 or sha256_of_stored(submission.archive.name)
             member = f"baselines/{sha256}.zip"
             files.setdefault(member, submission.archive.name)
             # An empty description shows as the team's name (add_baseline's rule): export what is shown.

@@ -7,7 +7,6 @@ way a submission is scored again (organizer page, re-run all, ``manage.py rescor
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,7 +21,7 @@ from django.utils import timezone
 from competitions.models import Phase
 from competitions.permissions import participation_refusal
 from competitions.signals import boards_changed
-from competitions.storage import remove_stored
+from competitions.storage import remove_stored, sha256_of_upload
 from submissions import transitions
 from submissions.models import Submission, SubmissionResult
 from submissions.refusals import Refusal, SubmissionRefused
@@ -88,14 +87,6 @@ def quota_status(phase: Phase, team: Team, user=None, now: datetime | None = Non
             .values_list("team__name", flat=True).first()
         ),
     )
-
-
-def sha256_of_upload(upload: File) -> str:
-    digest = hashlib.sha256()
-    for chunk in upload.chunks():
-        digest.update(chunk)
-    upload.seek(0)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
