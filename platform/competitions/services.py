@@ -224,18 +224,26 @@ PAGE_DEFAULTS = {  # the fixed pages' slugs, titles and tab order
 }
 
 
+def page_slug(kind: str, slug: str, title: str) -> str:
+    """The address a page of ``kind`` gets: a fixed one for Overview, Evaluation, Terms and Data, else the slug
+    asked for (or the title's), slugified. Empty when neither gives one."""
+    from django.utils.text import slugify
+
+    default_slug = PAGE_DEFAULTS.get(kind, ("", "", 40))[0]
+    return default_slug or slugify(slug or title)[:50]
+
+
 def save_page(*, challenge: Challenge, kind: str, body: str, title: str = "", slug: str = "",
               order: int | None = None, page: ChallengePage | None = None) -> ChallengePage:
     """Create or change a Markdown page. Changing the Terms page's text makes a new version: everyone
     accepts it again before they next take part."""
     from django.db import IntegrityError
-    from django.utils.text import slugify
 
     if kind not in ChallengePage.Kind.values:
         raise PageError("page_kind", f"Unknown page kind {kind!r}.")
-    default_slug, default_title, default_order = PAGE_DEFAULTS.get(kind, ("", "", 40))
+    _, default_title, default_order = PAGE_DEFAULTS.get(kind, ("", "", 40))
     title = (title or default_title).strip()[:100]
-    slug = default_slug or slugify(slug or title)[:50]
+    slug = page_slug(kind, slug, title)
     if not title or not slug:
         raise PageError("page_title", "An extra page needs a title.")
     with transaction.atomic():

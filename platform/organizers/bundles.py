@@ -27,6 +27,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from competitions.models import Challenge, InputImage, Phase
+from competitions.services import page_slug
 from competitions.storage import sha256_of_stored
 from organizers.selectors import input_archive_limits
 from scoring.archive import ArchiveLimits, ArchiveMemberError, SafeZip
@@ -351,12 +352,13 @@ def _meaning_problems(manifest: dict[str, Any], profiles: dict[str, str]) -> lis
         with contextlib.suppress(*_MALFORMED):  # the schema's problems say where
             _phase_meaning(f"$.phases[{i}]", phase, slugs, problems)
     pages = _items(manifest.get("challenge"), "pages")
-    page_slugs = [p.get("slug") for p in pages]
+    # The addresses the pages will have (save_page's rule: the fixed kinds keep their own), not the ones written.
+    page_slugs = [page_slug(str(p.get("kind")), str(p.get("slug") or ""), str(p.get("title") or "")) for p in pages]
     fixed_kinds = [p.get("kind") for p in pages if p.get("kind") != "extra"]
     for i, page in enumerate(pages):
-        if page_slugs.count(page.get("slug")) > 1:
+        if page_slugs.count(page_slugs[i]) > 1:
             problems.append(BundleProblem("duplicate", f"$.challenge.pages[{i}].slug",
-                                          f"page slug {page.get('slug')!r} appears twice"))
+                                          f"page slug {page_slugs[i]!r} appears twice"))
         if page.get("kind") != "extra" and fixed_kinds.count(page.get("kind")) > 1:
             problems.append(BundleProblem("duplicate", f"$.challenge.pages[{i}].kind",
                                           f"a challenge has one {page.get('kind')} page"))

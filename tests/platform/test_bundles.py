@@ -345,3 +345,28 @@ def test_a_bundle_with_two_terms_pages_is_refused(edition_2025, organizer, tmp_p
     assert ("schema", "$.challenge.pages[2].kind") in found
     assert ("schema", "$.challenge.registration_mode") in found
     assert database_counts() == before
+
+
+def test_a_bundle_whose_pages_would_share_an_address_is_refused_before_anything_is_written(edition_2025, organizer,
+                                                                                            tmp_path):
+    # A Terms page always lives at "terms", whatever slug the manifest writes for it: an extra page written at
+    # "terms" would collide with it when saved, so the bundle's check refuses it with the rest.
+    export(edition_2025, tmp_path / "good.zip")
+    with zipfile.ZipFile(tmp_path / "good.zip") as good:
+        manifest = json.loads(good.read(bundles.MANIFEST))
+        members = {name: good.read(name) for name in good.namelist() if name != bundles.MANIFEST}
+    manifest["challenge"]["pages"] = [
+        {"kind": "terms", "slug": "rules", "title": "Terms", "order": 30, "body": "x"},
+        {"kind": "extra", "slug": "terms", "title": "More terms", "order": 40, "body": "y"},
+    ]
+    bad = tmp_path / "bad.zip"
+    with zipfile.ZipFile(bad, "w") as archive:
+        archive.writestr(bundles.MANIFEST, json.dumps(manifest))
+        for name, data in members.items():
+            archive.writestr(name, data)
+    before = database_counts()
+    with pytest.raises(bundles.BundleInvalid) as refused:
+        services.import_bundle(bad, slug="ntire-pages", start=START, user=organizer)
+    found = {(p.code, p.path, p.message) for p in refused.value.problems}
+    assert ("duplicate", "$.challenge.pages[1].slug", "page slug 'terms' appears twice") in found
+    assert database_counts() == before
