@@ -89,7 +89,8 @@ def pick_inputs(val: Path, per_dataset: int | None):
 
 
 def eval_py_way(inputs, landmarks_csv: Path, profile, weights: Path, device: torch.device) -> dict[str, Any]:
-    """The organizers' loop: models built once, one image per call, the CSV read per image."""
+    """The organizers' loop: models built once (pyiqa's own, MANIQA unstreamlined), one image per call, the CSV
+    read per image."""
     from scoring.fid import FIDScorer
     from scoring.identity import IdentityScorer
     from scoring.inputs import read_landmarks
@@ -100,8 +101,8 @@ def eval_py_way(inputs, landmarks_csv: Path, profile, weights: Path, device: tor
 
     started = time.perf_counter()
     store = WeightStore(weights)
-    metrics = {name: create_iqa_metric(name, store, device, profile.metric_options.get(name))
-               for name in profile.iqa_metrics}
+    metrics = {name: create_iqa_metric(name, store, device, profile.metric_options.get(name), streamlined=False)
+               for name in profile.iqa_metrics}  # MANIQA as eval.py builds it: pyiqa's whole model
     identity = IdentityScorer(load_adaface(store.path(MODEL_FILES["adaface"][0]), device), device)
     sync(device)
     load_s = time.perf_counter() - started
@@ -181,7 +182,8 @@ def sweep_images_per_call(models, inputs, device: torch.device, sizes: list[int]
             rates[str(size)] = {"seconds": seconds, "images_per_s": len(inputs) / seconds,
                                 "peak_gpu_bytes": peak_memory(device)}
         measured = {int(size): entry["images_per_s"] for size, entry in rates.items() if "images_per_s" in entry}
-        sweep[name] = {"sizes": rates, "best": max(measured, key=measured.__getitem__)}
+        # No size fitting at all leaves the metric at one image a call rather than losing the whole run's report.
+        sweep[name] = {"sizes": rates, "best": max(measured, key=measured.__getitem__) if measured else 1}
     return sweep
 
 

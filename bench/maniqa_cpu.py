@@ -13,7 +13,7 @@ architecture, random init, so the compute is the real one), pyiqa's 20-crop defa
   to ``torch.compile``, which fuses the work around the products; measured, not used by the
   scorer (docs/performance.md, section 10). The first call's compile time is printed apart.
 
-The three run alternately, image by image, so that whatever else loads the machine loads both.
+The three run alternately, image by image, so that whatever else loads the machine loads all three.
 The floor is each model's FLOPs (torch's FlopCounterMode: matrix products, convolutions,
 attention) divided by the float32 matrix-product rate measured in the same run, between the
 images, on the shapes that carry most of MANIQA's FLOPs. Printed: seconds per image (wall and
@@ -74,15 +74,8 @@ def compile_repeated_blocks(net) -> None:
 
 
 def pyiqa_maniqa(weights_dir: Path) -> torch.nn.Module:
-    import pyiqa
-
-    from scoring.iqa import _timm_without_hub
-    from scoring.weights import MODEL_FILES
-
-    with _timm_without_hub():
-        metric = pyiqa.create_metric("maniqa", device="cpu", pretrained=False)
-    metric.load_weights(str(weights_dir / MODEL_FILES["maniqa"][0]), weight_keys=None)
-    return metric.eval()
+    """pyiqa's whole MANIQA, as eval.py builds it."""
+    return create_iqa_metric("maniqa", WeightStore(weights_dir), "cpu", streamlined=False)
 
 
 def main() -> None:

@@ -98,7 +98,6 @@ def naive(images, landmarks, restored_dir: Path, weights: Path, fid_method: str)
     """Every model built anew for every image; one image at a time; the FID at the end."""
     import torch.nn.functional as F
 
-    from bench.maniqa_cpu import pyiqa_maniqa
     from scoring.fid import FrechetReference, compute_statistics, frechet_distance_scipy, load_reference_statistics
     from scoring.identity import IdentityScorer
     from scoring.iqa import create_iqa_metric, score_batch
@@ -116,8 +115,7 @@ def naive(images, landmarks, restored_dir: Path, weights: Path, fid_method: str)
         store = WeightStore(weights)
         store.verify(["adaface", *PROFILE.iqa_metrics, "fid"])  # as load_models does: sha256 of each file
         # MANIQA the way eval.py builds it (pyiqa's whole model), not the scorer's streamlined one.
-        metrics = {name: pyiqa_maniqa(weights) if name == "maniqa" else create_iqa_metric(name, store, "cpu")
-                   for name in PROFILE.iqa_metrics}
+        metrics = {name: create_iqa_metric(name, store, "cpu", streamlined=False) for name in PROFILE.iqa_metrics}
         identity = IdentityScorer(load_adaface(store.path(MODEL_FILES["adaface"][0]), "cpu"), "cpu")
         inception = FIDFeatureExtractor.from_file(store.path(MODEL_FILES["fid"][0])).eval()
         wall, cpu = tick.lap()

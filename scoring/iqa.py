@@ -57,9 +57,11 @@ def niqe_mat_from_npz(npz_path: Path, out_dir: Path) -> Path:
 
 
 def create_iqa_metric(
-    name: str, store: WeightStore, device: torch.device | str, options: dict[str, Any] | None = None
+    name: str, store: WeightStore, device: torch.device | str, options: dict[str, Any] | None = None, *,
+    streamlined: bool = True,
 ) -> torch.nn.Module:
-    """A pyiqa InferenceModel for ``name`` with weights from ``store``."""
+    """A pyiqa InferenceModel for ``name`` with weights from ``store``. MANIQA comes streamlined
+    (scoring.maniqa); ``streamlined=False`` gives pyiqa's model as eval.py builds it, for comparisons."""
     import pyiqa
     from pyiqa.archs.arch_util import load_pretrained_network
 
@@ -81,7 +83,8 @@ def create_iqa_metric(
         with _timm_without_hub():
             metric = pyiqa.create_metric("maniqa", device=device, pretrained=False, **opts)
         load_pretrained_network(metric.net, str(path), True)
-        streamline(metric.net)
+        if streamlined:
+            streamline(metric.net)
         return metric.eval()
     if name == "qalign":
         return _create_qalign(store, device, opts)
