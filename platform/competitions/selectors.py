@@ -48,15 +48,11 @@ def evaluation_markdown(challenge: Challenge) -> str:
 
 
 def phase_timeline(challenge: Challenge, now=None) -> list[dict]:
-    """The phases in order with their dates, whether each is open now, and the time left in an open one."""
+    """The phases in order, each with whether it is open now, upcoming or closed (the page says how long for)."""
     now = now or timezone.now()
-    rows = []
-    for phase in challenge.phases.all():
-        state = ("open" if phase.is_open(now) else "upcoming" if phase.opens_at > now else "closed")
-        left = phase.closes_at - now if state == "open" and phase.closes_at else None
-        rows.append({"phase": phase, "state": state, "time_left": left,
-                     "starts_in": phase.opens_at - now if state == "upcoming" else None})
-    return rows
+    return [{"phase": phase,
+             "state": "open" if phase.is_open(now) else "upcoming" if phase.opens_at > now else "closed"}
+            for phase in challenge.phases.all()]
 
 
 def registration_of(user, challenge: Challenge):

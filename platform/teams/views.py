@@ -7,7 +7,7 @@ from django.views.decorators.http import require_POST
 from competitions import selectors as challenge_selectors
 from competitions.markdown import render_markdown
 from competitions.models import Challenge, ChallengePage
-from competitions.permissions import current_terms_version, participation_refusal
+from competitions.permissions import participation_refusal
 from teams import services
 from teams.models import Invitation, Team
 
@@ -24,12 +24,13 @@ def challenge_detail(request, slug, page=None):
         generated = render_markdown(challenge_selectors.evaluation_markdown(challenge))
     terms = next((p for p in pages if p.kind == ChallengePage.Kind.TERMS), None)
     return render(request, "challenge.html", {
-        "challenge": challenge, "phases": challenge.phases.all(), "team": services.team_of(request.user, challenge),
+        "challenge": challenge, "team": services.team_of(request.user, challenge),
         "team_rules": services.rules_context(), "pages": pages, "page": shown, "page_html": body,
         "generated_html": generated, "timeline": challenge_selectors.phase_timeline(challenge),
         "registration": challenge_selectors.registration_of(request.user, challenge),
         "refusal": participation_refusal(request.user, challenge) if request.user.is_authenticated else None,
-        "terms": terms, "terms_version": current_terms_version(challenge),
+        # current_terms_version's value, from the page already read
+        "terms": terms, "terms_version": (terms.version or 0) if terms else 0,
         "profile": getattr(request.user, "profile", None) if request.user.is_authenticated else None,
     })
 
