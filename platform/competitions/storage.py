@@ -68,7 +68,8 @@ def _client(endpoint: str | None, key_id: str | None, secret: str | None, region
 
 def open_s3_clients() -> None:
     """Build the S3 clients now rather than on a web worker's first upload or download: each worker then pays
-    botocore's import and its memory once at start, and a first participant does not wait for it."""
+    botocore's import and its memory once at start, and a first participant does not wait for it. The signing
+    client is the process's; django-storages' is this thread's (a sync worker's only one)."""
     if s3_storage():
         default_storage.connection  # noqa: B018 - django-storages builds its client on first access
         presigning_client()

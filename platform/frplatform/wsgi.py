@@ -10,9 +10,10 @@ from django.core.wsgi import get_wsgi_application  # noqa: E402
 
 application = get_wsgi_application()
 
-# Each worker imports every view and builds its S3 clients as it starts, not on its first requests: a broken
-# import stops the worker at boot, no participant's request waits for the loading, and a worker's memory is
-# what it will be, whichever requests it happens to serve first.
+# Each worker imports every view and boto3, and builds its S3 clients, as it starts, not on its first requests: a
+# broken import stops the worker at boot, no participant's request waits for the loading, and a worker's memory
+# does not depend on which requests it happens to serve first. (django-storages keeps a client per thread: with
+# gunicorn's sync workers, the default, that is this one; gthread workers each build a small one per thread.)
 from django.urls import get_resolver  # noqa: E402
 
 from competitions.storage import open_s3_clients  # noqa: E402
