@@ -115,7 +115,7 @@ def test_every_endpoint_success_and_documented_errors(document, loaded_phase, ma
     call("post", P + "/submissions", sub_url, 401, data={}, HTTP_AUTHORIZATION="Token wrong")
     call("post", P + "/submissions", sub_url, 403, data={"archive": upload_file(make_archive())},
          HTTP_AUTHORIZATION=f"Token {loner}")
-    call("post", P.format(phase_id=0) and P + "/submissions", "/api/v1/phases/999999/submissions", 404,
+    call("post", P + "/submissions", "/api/v1/phases/999999/submissions", 404,
          data={"archive": upload_file(make_archive())}, **auth)
     phase.max_archive_bytes = 100
     phase.save()
@@ -186,11 +186,22 @@ def test_every_endpoint_success_and_documented_errors(document, loaded_phase, ma
 @pytest.mark.django_db(transaction=True)
 def test_the_cli_uses_documented_endpoints_on_a_live_server(live_server, document, loaded_phase, make_team,
                                                             make_archive):
+    import re
+    from urllib.parse import urlsplit
+
     from scoring.client import Client as CliClient
     from scoring.client import ClientError
 
     team = make_team("Alpha")
     cli = CliClient(live_server.url, ApiToken.objects.create(user=team.created_by).key)
+    requested: list[str] = []  # every URL path the client asks for, through its one session
+    send = cli.http.request
+
+    def recording(method, url, *args, **kwargs):
+        requested.append(urlsplit(url).path)
+        return send(method, url, *args, **kwargs)
+
+    cli.http.request = recording
     submission = cli.submit(loaded_phase.pk, make_archive(), "from the CLI", show_progress=False)
     assert cli.status(submission)["state"] == "submitted"
     assert cli.leaderboard(loaded_phase.pk)["phase"] == loaded_phase.slug
@@ -201,3 +212,7 @@ def test_the_cli_uses_documented_endpoints_on_a_live_server(live_server, documen
     used = {"/api/v1/phases/{phase_id}/uploads", "/api/v1/phases/{phase_id}/submissions",
             "/api/v1/submissions/{pk}", "/api/v1/phases/{phase_id}/leaderboard"}
     assert used <= set(document["paths"])
+    patterns = {path: re.compile(re.sub(r"\{\w+\}", "[^/]+", path)) for path in document["paths"]}
+    matched = {path: [t for t, pattern in patterns.items() if pattern.fullmatch(path)] for path in requested}
+    assert all(matched.values()), f"undocumented URLs asked for: {[p for p, t in matched.items() if not t]}"
+    assert {template for templates in matched.values() for template in templates} == used

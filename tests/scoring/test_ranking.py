@@ -15,14 +15,10 @@ from pathlib import Path
 import pytest
 
 from scoring.ranking import RankedEntry, ScoredEntry, format_table, rank_entries, rank_table, run_rank_cli
+from tests.support.env import shared_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 UNRANKED = {"Fustar-fsr", "Night Watch", "IPCV"}
-
-
-def shared_dir() -> Path:
-    """The read-only shared folder: $FR_SHARED_DIR, else ../shared next to the repo root."""
-    return Path(os.environ.get("FR_SHARED_DIR") or REPO_ROOT.parent / "shared")
 
 
 @pytest.fixture(scope="module")
@@ -91,8 +87,6 @@ def test_rank_cli_json_in_process(table1: Path, published: dict[str, dict[str, s
 
 
 def run_module(*args: str) -> subprocess.CompletedProcess[str]:
-    if not (REPO_ROOT / "scoring" / "__main__.py").is_file():
-        pytest.skip("scoring/__main__.py (python -m scoring) is not written yet")
     path = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
     return subprocess.run(
         [sys.executable, "-m", "scoring", *args],
