@@ -51,6 +51,21 @@ def export(challenge: Challenge, path: Path) -> dict:
         return bundles.export_bundle(challenge, handle)
 
 
+def exported_with(challenge: Challenge, tmp_path: Path, **about) -> Path:
+    """The challenge's bundle with these fields of its manifest's ``challenge`` replaced, every file kept."""
+    export(challenge, tmp_path / "good.zip")
+    with zipfile.ZipFile(tmp_path / "good.zip") as good:
+        manifest = json.loads(good.read(bundles.MANIFEST))
+        members = {name: good.read(name) for name in good.namelist() if name != bundles.MANIFEST}
+    manifest["challenge"].update(about)
+    changed = tmp_path / "changed.zip"
+    with zipfile.ZipFile(changed, "w") as archive:
+        archive.writestr(bundles.MANIFEST, json.dumps(manifest))
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return changed
+
+
 def comparable(manifest: dict) -> dict:
     """The manifest without what an import chooses: the slug and the start date."""
     data = json.loads(json.dumps(manifest))
@@ -325,18 +340,9 @@ def test_pages_and_the_registration_mode_travel_registrations_do_not(edition_202
 
 
 def test_a_bundle_with_two_terms_pages_is_refused(edition_2025, organizer, tmp_path):
-    export(edition_2025, tmp_path / "good.zip")
-    with zipfile.ZipFile(tmp_path / "good.zip") as good:
-        manifest = json.loads(good.read(bundles.MANIFEST))
-        members = {name: good.read(name) for name in good.namelist() if name != bundles.MANIFEST}
     terms = {"kind": "terms", "slug": "terms", "title": "Terms", "order": 30, "body": "x"}
-    manifest["challenge"]["pages"] = [terms, {**terms, "slug": "terms-2"}, {**terms, "kind": "wiki"}]
-    manifest["challenge"]["registration_mode"] = "invite-only"
-    bad = tmp_path / "bad.zip"
-    with zipfile.ZipFile(bad, "w") as archive:
-        archive.writestr(bundles.MANIFEST, json.dumps(manifest))
-        for name, data in members.items():
-            archive.writestr(name, data)
+    bad = exported_with(edition_2025, tmp_path, pages=[terms, {**terms, "slug": "terms-2"}, {**terms, "kind": "wiki"}],
+                        registration_mode="invite-only")
     before = database_counts()
     with pytest.raises(bundles.BundleInvalid) as refused:
         services.import_bundle(bad, slug="ntire-pages", start=START, user=organizer)
@@ -351,19 +357,10 @@ def test_a_bundle_whose_pages_would_share_an_address_is_refused_before_anything_
                                                                                             tmp_path):
     # A Terms page always lives at "terms", whatever slug the manifest writes for it: an extra page written at
     # "terms" would collide with it when saved, so the bundle's check refuses it with the rest.
-    export(edition_2025, tmp_path / "good.zip")
-    with zipfile.ZipFile(tmp_path / "good.zip") as good:
-        manifest = json.loads(good.read(bundles.MANIFEST))
-        members = {name: good.read(name) for name in good.namelist() if name != bundles.MANIFEST}
-    manifest["challenge"]["pages"] = [
+    bad = exported_with(edition_2025, tmp_path, pages=[
         {"kind": "terms", "slug": "rules", "title": "Terms", "order": 30, "body": "x"},
         {"kind": "extra", "slug": "terms", "title": "More terms", "order": 40, "body": "y"},
-    ]
-    bad = tmp_path / "bad.zip"
-    with zipfile.ZipFile(bad, "w") as archive:
-        archive.writestr(bundles.MANIFEST, json.dumps(manifest))
-        for name, data in members.items():
-            archive.writestr(name, data)
+    ])
     before = database_counts()
     with pytest.raises(bundles.BundleInvalid) as refused:
         services.import_bundle(bad, slug="ntire-pages", start=START, user=organizer)
